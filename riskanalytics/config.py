@@ -1,0 +1,222 @@
+"""Load and validate ``config.yaml`` once, into a frozen, typed object.
+
+Paths in the file resolve against the folder the file is in. Every problem is
+collected and reported together, each with the key that is wrong. Secrets are
+never read from the file: only names of environment variables are.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from riskanalytics.exceptions import ConfigError
+
+__all__ = [
+    "Config",
+    "IncidentSource",
+    "MatchingConfig",
+    "NotificationConfig",
+    "load_config",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIKELIHOOD_PROBABILITY = {
+    "rare": 0.05,
+    "unlikely": 0.15,
+    "possible": 0.35,
+    "likely": 0.65,
+    "almost certain": 0.9,
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IncidentSource(_Frozen):
+    """One place incidents come from: a file, a folder or a glob pattern."""
+
+    path: Path
+    format: str = "auto"
+    name: str | None = None
+
+
+class MatchingConfig(_Frozen):
+    """Matching thresholds, on the package's 0 to 100 score scale."""
+
+    matched_threshold: float = Field(55.0, ge=0, le=100)
+    review_threshold: float = Field(35.0, ge=0, le=100)
+    top_k: int = Field(3, ge=1, le=20)
+    engine: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
+    synonyms_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatchingConfig:
+        if self.review_threshold > self.matched_threshold:
+            raise ValueError(
+                f"review_threshold ({self.review_threshold}) must not exceed "
+                f"matched_threshold ({self.matched_threshold})"
+            )
+        return self
+
+
+class AlertGroupingConfig(_Frozen):
+    """How alerts are grouped into incidents."""
+
+    by: list[str] = ["alertname", "service"]
+    window_minutes: float = Field(60.0, gt=0)
+
+
+class NotificationConfig(_Frozen):
+    """Where owners and escalations are notified (apprise URLs).
+
+    URLs may hold ``${ENV_VAR}`` placeholders, filled from the environment at
+    send time; secrets never live in this file.
+    """
+
+    enabled: bool = False
+    owners: dict[str, list[str]] = {}
+    default: list[str] = []
+    escalation: list[str] = []
+    retries: int = Field(3, ge=0, le=10)
+    backoff_seconds: float = Field(1.0, ge=0)
+
+
+class Config(_Frozen):
+    """The validated configuration of a run. Paths are absolute."""
+
+    config_path: Path
+    risk_register_path: Path
+    incident_sources: list[IncidentSource]
+    auto_create_risks: bool = True
+    risk_threshold_for_escalation: str | int = "high"
+    review_deadline_days: int = Field(14, ge=0, le=3650)
+    reports_dir: Path
+    reviews_dir: Path
+    decisions_path: Path
+    timezone: str = "UTC"
+    strict: bool = False
+    owners: dict[str, str] = {}
+    default_owner: str = "unassigned"
+    likelihood_probability: dict[str, float] = DEFAULT_LIKELIHOOD_PROBABILITY
+    rating_bands: dict[str, int] = {"low": 1, "medium": 5, "high": 10, "critical": 17}
+    metrics_period: Literal["week", "month"] = "month"
+    matching: MatchingConfig = MatchingConfig()
+    alert_grouping: AlertGroupingConfig = AlertGroupingConfig()
+    notifications: NotificationConfig = NotificationConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        for word, p in self.likelihood_probability.items():
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"likelihood_probability.{word}: {p} is not in [0, 1]")
+        threshold = self.risk_threshold_for_escalation
+        if isinstance(threshold, str) and threshold.lower() not in self.rating_bands:
+            raise ValueError(
+                f"risk_threshold_for_escalation: {threshold!r} is not a rating band "
+                f"({', '.join(self.rating_bands)}) nor a score from 1 to 25"
+            )
+        if isinstance(threshold, int) and not 1 <= threshold <= 25:
+            raise ValueError(
+                f"risk_threshold_for_escalation: {threshold} is not a score 1 to 25"
+            )
+        return self
+
+    def escalation_score(self) -> int:
+        """The lowest rating (likelihood level x impact level, 1 to 25) escalated."""
+        threshold = self.risk_threshold_for_escalation
+        if isinstance(threshold, int):
+            return threshold
+        return self.rating_bands[threshold.lower()]
+
+    def owner_for_service(self, service: str | None) -> str | None:
+        """The owner configured for a service, or None when there is none."""
+        if not service:
+            return None
+        return self.owners.get(service) or self.owners.get(service.lower())
+
+
+_PATH_KEYS = ("risk_register_path", "reports_dir", "reviews_dir", "decisions_path")
+
+
+def _resolve(base: Path, value: Any) -> Any:
+    if isinstance(value, str) and value:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path).resolve()
+    return value
+
+
+def load_config(path: str | Path, **overrides: Any) -> Config:
+    """Read, resolve and validate a configuration file.
+
+    Parameters
+    ----------
+    path
+        The ``config.yaml`` to read.
+    **overrides
+        Top-level keys that replace the file's values (for example from CLI
+        options or notebook parameters), applied before validation.
+
+    Raises
+    ------
+    ConfigError
+        With every problem found, each naming its key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [("<file>", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [("<file>", f"cannot be read: {exc}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "<file>"
+        raise ConfigError(path, [(where, f"not valid YAML: {exc}")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, [("<file>", "expected a mapping of keys to values")])
+
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    base = path.resolve().parent
+    data = dict(raw)
+    data["config_path"] = path.resolve()
+    data.setdefault("reports_dir", "reports")
+    data.setdefault("reviews_dir", "reviews")
+    register = data.get("risk_register_path")
+    if isinstance(register, str) and "decisions_path" not in data:
+        data["decisions_path"] = str(Path(register).with_name("match-decisions.yaml"))
+    for key in _PATH_KEYS:
+        data[key] = _resolve(base, data.get(key))
+    sources = data.get("incident_sources")
+    if isinstance(sources, list):
+        data["incident_sources"] = [
+            {**s, "path": _resolve(base, s.get("path"))}
+            if isinstance(s, dict)
+            else {"path": _resolve(base, s)}
+            for s in sources
+        ]
+    matching = data.get("matching")
+    if isinstance(matching, dict) and matching.get("synonyms_path"):
+        matching["synonyms_path"] = _resolve(base, matching["synonyms_path"])
+
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "<file>"
+            problems.append((key, err["msg"]))
+        raise ConfigError(path, problems) from None
+    log.debug("Loaded configuration from %s", path)
+    return config
