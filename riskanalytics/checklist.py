@@ -1,0 +1,258 @@
+"""Post-incident reviews: one pre-filled Markdown checklist per incident.
+
+A review opens with YAML front matter that people fill in (``status``,
+``mitigations_worked``, ``new_risks``) and that later runs read back, then the
+incident's facts and the three questions every review answers: was this risk
+documented, did mitigations work as expected, what new risks were exposed.
+
+A review file, once written, belongs to the people filling it in: later runs
+never overwrite it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import frontmatter
+import pandas as pd
+import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from riskanalytics.exceptions import InputFormatError
+
+__all__ = [
+    "REVIEW_STATUSES",
+    "format_duration",
+    "read_review",
+    "render_review",
+    "review_status",
+    "write_reviews",
+]
+
+log = logging.getLogger(__name__)
+
+REVIEW_STATUSES = ("open", "in-review", "done")
+
+_env = Environment(
+    loader=PackageLoader("riskanalytics", "templates"),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+def format_duration(minutes: object) -> str:
+    """A duration in minutes as ``2 h 05 min``; "unknown" when missing."""
+    if minutes is None or pd.isna(minutes):
+        return "unknown"
+    total = int(round(float(minutes)))
+    days, rest = divmod(total, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h {mins:02d} min"
+    return f"{hours} h {mins:02d} min" if hours else f"{mins} min"
+
+
+def _show(value: object, empty: str = "not recorded") -> str:
+    if value is None or (not isinstance(value, str | dict | list) and pd.isna(value)):
+        return empty
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    text = str(value).strip()
+    return text or empty
+
+
+def render_review(row: pd.Series, *, deadline_days: int, now: datetime) -> str:
+    """Render the review Markdown for one reconciliation row."""
+    deadline = pd.Timestamp(row["review_deadline"])
+    evidence = row.get("evidence") if isinstance(row.get("evidence"), dict) else {}
+    shared = evidence.get("shared_terms") or []
+    meta = {
+        "incident_id": str(row["incident_id"]),
+        "status": "open",
+        "deadline": deadline.strftime("%Y-%m-%d"),
+        "outcome": row["outcome"],
+        "risk_id": None if pd.isna(row.get("risk_id")) else str(row["risk_id"]),
+        "owner": _show(row.get("owner"), "unassigned"),
+        "mitigation_verdict": None
+        if pd.isna(row.get("mitigation_verdict"))
+        else str(row["mitigation_verdict"]),
+        "mitigations_worked": "unknown",
+        "new_risks": [],
+        "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    values = {key: _show(row.get(key)) for key in row.index}
+    values.update(
+        front_matter=yaml.safe_dump(meta, sort_keys=False, allow_unicode=True),
+        title=_show(row.get("title"), str(row["incident_id"])),
+        deadline=meta["deadline"],
+        deadline_days=deadline_days,
+        status=meta["status"],
+        owner=meta["owner"],
+        duration=format_duration(row.get("duration_minutes")),
+        near_miss=bool(row.get("near_miss")),
+        escalate=bool(row.get("escalate")),
+        outcome=row["outcome"],
+        risk_id=meta["risk_id"],
+        match_score=f"{float(row.get('match_score') or 0):.1f}",
+        shared_terms=", ".join(str(t) for t in shared[:12]),
+        candidates=_show(row.get("candidates"), "none"),
+    )
+    return _env.get_template("review.md.j2").render(**values)
+
+
+def _write_new(path: Path, text: str) -> bool:
+    """Write ``text`` to a new file atomically; False if the file exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # fails if a review already exists: never overwrite
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def write_reviews(
+    reconciliation: pd.DataFrame,
+    *,
+    deadline_days: int,
+    copy_to: Path | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> pd.DataFrame:
+    """Write one review per incident that has none yet.
+
+    Parameters
+    ----------
+    reconciliation
+        The reconciliation table, with ``review_path`` and ``review_deadline``.
+    deadline_days
+        Days from resolution to the review deadline, quoted in the review.
+    copy_to
+        A folder (the run's report folder) that also gets a copy of each review
+        written in this run.
+    now
+        The time of the run, default now (UTC).
+    dry_run
+        Render but write nothing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``incident_id, review_path, written`` where ``written`` is False for
+        reviews that already existed (kept as people left them).
+    """
+    now = now or datetime.now(UTC)
+    rows = []
+    for _, row in reconciliation.iterrows():
+        path = Path(row["review_path"])
+        text = render_review(row, deadline_days=deadline_days, now=now)
+        written = False
+        if not dry_run and not path.exists():
+            written = _write_new(path, text)
+            if written and copy_to is not None:
+                _write_new(Path(copy_to) / path.name, text)
+        rows.append(
+            {
+                "incident_id": row["incident_id"],
+                "review_path": str(path),
+                "written": written,
+            }
+        )
+    result = pd.DataFrame(rows, columns=["incident_id", "review_path", "written"])
+    log.info(
+        "Reviews: %d written, %d already present",
+        int(result["written"].sum()),
+        int((~result["written"]).sum()),
+    )
+    return result
+
+
+def read_review(path: str | Path) -> dict:
+    """Read a review's front matter (the answers people filled in).
+
+    Raises
+    ------
+    InputFormatError
+        When the front matter is not valid YAML or lacks ``incident_id``.
+    """
+    path = Path(path)
+    try:
+        post = frontmatter.load(path)
+    except yaml.YAMLError as exc:
+        raise InputFormatError(
+            f"{path}: front matter is not valid YAML: {exc}"
+        ) from None
+    meta = dict(post.metadata)
+    if "incident_id" not in meta:
+        raise InputFormatError(f"{path}: front matter has no incident_id")
+    status = str(meta.get("status", "open")).lower()
+    if status not in REVIEW_STATUSES:
+        raise InputFormatError(
+            f"{path}: status {status!r} is not one of {', '.join(REVIEW_STATUSES)}"
+        )
+    meta["status"] = status
+    meta["path"] = str(path)
+    return meta
+
+
+def review_status(
+    reviews_dir: str | Path, *, now: datetime | None = None
+) -> pd.DataFrame:
+    """Every review in a folder with its status, deadline and whether it is overdue.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``incident_id, risk_id, owner, status, review_path, review_deadline,
+        mitigations_worked, new_risks, overdue, days_overdue``. A review whose
+        front matter cannot be read is skipped with a warning naming the file.
+    """
+    now = pd.Timestamp(now or datetime.now(UTC))
+    rows = []
+    for path in sorted(Path(reviews_dir).glob("review-*.md")):
+        try:
+            meta = read_review(path)
+        except InputFormatError as exc:
+            log.warning("Skipped review: %s", exc)
+            continue
+        deadline = pd.Timestamp(str(meta.get("deadline")), tz="UTC")
+        late = meta["status"] != "done" and deadline < now
+        rows.append(
+            {
+                "incident_id": str(meta["incident_id"]),
+                "risk_id": meta.get("risk_id"),
+                "owner": meta.get("owner"),
+                "status": meta["status"],
+                "review_path": str(path),
+                "review_deadline": deadline,
+                "mitigations_worked": str(meta.get("mitigations_worked", "unknown")),
+                "new_risks": list(meta.get("new_risks") or []),
+                "overdue": late,
+                "days_overdue": max(0, (now - deadline).days) if late else 0,
+            }
+        )
+    columns = [
+        "incident_id",
+        "risk_id",
+        "owner",
+        "status",
+        "review_path",
+        "review_deadline",
+        "mitigations_worked",
+        "new_risks",
+        "overdue",
+        "days_overdue",
+    ]
+    return pd.DataFrame(rows, columns=columns)

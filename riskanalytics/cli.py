@@ -1,0 +1,233 @@
+"""The ``riskanalytics`` command line.
+
+Exit codes: 0 success; 1 the job ran but found what the user must act on
+(``run --trigger weekly`` with overdue reviews; a failed notebook); 2 bad input
+or configuration, with a message naming the file and the place, and nothing
+written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from riskanalytics.exceptions import RiskAnalyticsError
+from riskanalytics.schema import TRIGGERS
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+
+class _Group(click.Group):
+    """Turns every RiskAnalyticsError into a message and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RiskAnalyticsError as exc:
+            from riskanalytics.pipeline import RunFailedError
+
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1 if isinstance(exc, RunFailedError) else 2)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", count=True, help="More log detail (-vv: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.version_option(package_name="riskanalytics")
+def cli(verbose: int, quiet: bool) -> None:
+    """Close the loop between a risk register and real incidents."""
+    level = logging.WARNING if quiet else logging.INFO
+    if verbose > 1:
+        level = logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.captureWarnings(True)
+
+
+_existing = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    default="config.yaml",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The configuration file.",
+)
+@click.option(
+    "--trigger",
+    type=click.Choice(TRIGGERS),
+    default="manual",
+    show_default=True,
+    help="What started this run; recorded in run.json.",
+)
+@click.option(
+    "--rollback-log",
+    type=_existing,
+    multiple=True,
+    help="A rollback log written by the release runbook's rollback step.",
+)
+@click.option(
+    "--report",
+    "reports",
+    type=_existing,
+    multiple=True,
+    help="A manual or near-miss report (Markdown, CSV, JSONL, YAML).",
+)
+@click.option(
+    "--input",
+    "extra",
+    type=_existing,
+    multiple=True,
+    help="Any other incident file for this run (a webhook payload, an export).",
+)
+@click.option("--dry-run", is_flag=True, help="Show the register diff; write nothing.")
+@click.option("--no-notify", is_flag=True, help="Do not send notifications.")
+@click.option("--run-id", default=None, help="Name of the run folder under reports.")
+def run(config_path, trigger, rollback_log, reports, extra, dry_run, no_notify, run_id):
+    """Run the whole job: reconcile, update the register, reviews, metrics.
+
+    Four notebooks are executed into reports/<run-id>/ with their HTML, the
+    charts, the reviews written and run.json.
+    """
+    from riskanalytics import pipeline
+    from riskanalytics.config import load_config
+
+    config = load_config(config_path)
+    inputs = [*rollback_log, *reports, *extra]
+    if trigger == "near-miss" and not inputs:
+        raise click.UsageError("--trigger near-miss needs --report FILE")
+    if trigger == "rollback" and not inputs:
+        log.warning(
+            "--trigger rollback without --rollback-log: configured sources only"
+        )
+
+    if dry_run:
+        preview = pipeline.preview(config, trigger=trigger, inputs=inputs)
+        click.echo(preview["diff"] or "# the register would not change")
+        click.echo(json.dumps(preview["summary"], indent=2), err=True)
+        return
+
+    summary = pipeline.run(
+        config, trigger=trigger, inputs=inputs, notify=not no_notify, run_id=run_id
+    )
+    counts = summary["counts"]
+    click.echo(
+        f"run {summary['run_id']}: {counts['incidents']} incidents, "
+        f"{counts['realized']} realized, {counts['new_risks']} new, "
+        f"{counts['needs_review']} to review; reviews overdue: "
+        f"{counts['reviews_overdue']}; report: "
+        f"{config.reports_dir / summary['run_id']}"
+    )
+    if trigger == "weekly" and counts["reviews_overdue"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default=None, help="Input format (default: detect).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--strict", is_flag=True, help="A bad record is an error, not skipped.")
+@click.option(
+    "--timezone", default="UTC", show_default=True, help="Zone for naive times."
+)
+def ingest(files, fmt, output, strict, timezone):
+    """Normalize incident files to the incident columns, as CSV."""
+    from riskanalytics.ingest import read_incidents, write_incidents_csv
+
+    result = read_incidents(files, fmt, strict=strict, default_timezone=timezone)
+    if output is None:
+        write_incidents_csv(result.incidents, sys.stdout)
+    else:
+        write_incidents_csv(result.incidents, output)
+    log.info(
+        "%d incidents from %d files, %d records skipped",
+        len(result.incidents),
+        len(result.files),
+        len(result.skipped),
+    )
+
+
+@cli.command()
+@click.option("--register", "register_path", required=True, type=_existing)
+@click.option(
+    "--incidents", "incident_files", required=True, multiple=True, type=_existing
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option(
+    "--config",
+    "config_path",
+    type=_existing,
+    default=None,
+    help="Take thresholds and analyst decisions from this configuration.",
+)
+def match(register_path, incident_files, fmt, config_path):
+    """Match incidents against a register; one row per incident.
+
+    Columns: incident_id, risk_id, score (0 to 100), decision (matched, review,
+    new), candidates (RISK_ID:score joined by ';', best first).
+    """
+    from riskanalytics.decisions import load_decisions
+    from riskanalytics.ingest import read_incidents
+    from riskanalytics.match import match_incidents
+    from riskanalytics.register import read_register
+
+    register = read_register(register_path)
+    incidents = read_incidents(incident_files).incidents
+    matching, decisions = None, None
+    if config_path is not None:
+        from riskanalytics.config import load_config
+
+        config = load_config(config_path)
+        matching, decisions = config.matching, load_decisions(config.decisions_path)
+    table = match_incidents(incidents, register.risks, matching, decisions)
+    table = table.rename(columns={"match_score": "score"})
+    table["score"] = table["score"].round(1)
+    columns = ["incident_id", "risk_id", "score", "decision", "candidates"]
+    if fmt == "csv":
+        table[columns].to_csv(sys.stdout, index=False)
+    else:
+        rows = table[columns].astype(object).where(table[columns].notna(), None)
+        click.echo(json.dumps(rows.to_dict(orient="records"), indent=2))
+
+
+@cli.group()
+def register() -> None:
+    """Inspect a risk register."""
+
+
+@register.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+def register_check(path):
+    """Print what was understood of a register; exit 2 on problems."""
+    from riskanalytics.register import check_register
+
+    report = check_register(path)
+    click.echo(report.to_text())
+    if not report.ok:
+        sys.exit(2)
+
+
+@cli.command()
+@click.option("--config", "config_path", default="config.yaml", type=_existing)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(config_path, host, port):
+    """Receive webhooks and queue runs (PagerDuty, Alertmanager, GitHub, ...)."""
+    from riskanalytics.serve import serve as serve_app
+
+    serve_app(config_path, host=host, port=port)
+
+
+def main() -> None:
+    """Entry point of the ``riskanalytics`` command."""
+    cli(prog_name="riskanalytics")

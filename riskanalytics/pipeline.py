@@ -1,0 +1,569 @@
+"""The run: four notebooks executed by papermill into ``reports/<run-id>/``.
+
+Each notebook calls one stage function of this module, so everything a run
+computes is also reachable from Python without a kernel:
+
+1. :func:`stage_reconcile` (``01_reconciliation``): ingest, match, reconcile.
+2. :func:`stage_register_update` (``02_register_update``): the register diff,
+   then the atomic update.
+3. :func:`stage_reviews` (``03_post_incident_review``): the review checklists.
+4. :func:`stage_metrics` (``04_accuracy_metrics``): accuracy metrics and charts.
+
+Stages hand their results to the next through files in the run folder
+(``reconciliation.pkl`` and friends), so a notebook can be re-run on its own.
+:func:`run` checks the inputs first (a bad config, register or incident file
+stops the run before anything is written), executes the notebooks in order,
+renders each to HTML without code, notifies owners and writes ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from riskanalytics.config import Config, load_config
+from riskanalytics.exceptions import RiskAnalyticsError
+
+__all__ = [
+    "NOTEBOOKS",
+    "ReconcileResult",
+    "RunFailedError",
+    "load_stage",
+    "new_run_id",
+    "preview",
+    "run",
+    "stage_metrics",
+    "stage_reconcile",
+    "stage_register_update",
+    "stage_reviews",
+]
+
+log = logging.getLogger(__name__)
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+#: The notebooks of a run, in order.
+NOTEBOOKS = (
+    "01_reconciliation.ipynb",
+    "02_register_update.ipynb",
+    "03_post_incident_review.ipynb",
+    "04_accuracy_metrics.ipynb",
+)
+
+
+class RunFailedError(RiskAnalyticsError):
+    """A notebook of the run failed; the message names it and the cell."""
+
+
+def new_run_id(trigger: str, now: datetime | None = None) -> str:
+    """A sortable run id: ``20261203T101500Z-rollback``."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{re.sub(r'[^a-z-]', '', trigger.lower())}"
+
+
+def _config(config: Config | str | Path) -> Config:
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def _save(run_dir: Path, name: str, value: object) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pd.to_pickle(value, run_dir / f"{name}.pkl")
+
+
+def load_stage(run_dir: str | Path, name: str) -> object:
+    """Load what an earlier stage saved in the run folder."""
+    path = Path(run_dir) / f"{name}.pkl"
+    if not path.exists():
+        raise RiskAnalyticsError(
+            f"{path}: missing; run the earlier notebooks of this run first"
+        )
+    return pd.read_pickle(path)
+
+
+@dataclass
+class ReconcileResult:
+    """What the reconciliation stage found."""
+
+    incidents: pd.DataFrame
+    skipped: list
+    matches: pd.DataFrame
+    reconciliation: pd.DataFrame
+    register_path: Path
+
+
+def _ingest(config: Config, inputs: Sequence[str | Path]):
+    from riskanalytics.ingest import read_incidents
+
+    paths = [source.path for source in config.incident_sources] + [
+        Path(p) for p in inputs
+    ]
+    formats = {source.format for source in config.incident_sources}
+    fmt = formats.pop() if len(formats) == 1 and not inputs else None
+    return read_incidents(
+        paths,
+        None if fmt in (None, "auto") else fmt,
+        strict=config.strict,
+        default_timezone=config.timezone,
+        grouping_by=config.alert_grouping.by,
+        grouping_window_minutes=config.alert_grouping.window_minutes,
+    )
+
+
+def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """incident id -> (event, risk id) of what the register already records."""
+    if history is None or history.empty:
+        return {}
+    cols = {str(c).lower().replace(" ", "_"): c for c in history.columns}
+    inc, risk, event = cols.get("incident"), cols.get("risk"), cols.get("event")
+    if inc is None or risk is None:
+        return {}
+    found = {}
+    for _, row in history.iterrows():
+        kind = str(row[event]).strip().lower() if event else "realized"
+        found.setdefault(str(row[inc]).strip(), (kind, str(row[risk]).strip()))
+    return found
+
+
+def _apply_history(
+    recon: pd.DataFrame, risks: pd.DataFrame, recorded: dict, config: Config
+) -> pd.DataFrame:
+    """Keep what the register already records for an incident: re-runs agree."""
+    by_risk = risks.set_index("risk_id", drop=False)
+    for i, row in recon.iterrows():
+        kind, risk_id = recorded.get(str(row["incident_id"]), (None, None))
+        if kind is None or risk_id not in by_risk.index:
+            continue
+        risk = by_risk.loc[risk_id]
+        recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
+        recon.at[i, "risk_id"] = risk_id
+        recon.at[i, "risk_description"] = risk.get("description")
+        recon.at[i, "owner"] = risk.get("owner") or config.default_owner
+        recon.at[i, "mitigations"] = risk.get("mitigations")
+        if kind == "created":
+            recon.at[i, "mitigation_verdict"] = None
+    return recon
+
+
+def _register_changes(recon: pd.DataFrame, config: Config, register_dir: Path):
+    from riskanalytics.reconcile import new_risk_from_incident
+    from riskanalytics.register import NewRisk, Realization
+
+    def when(row):
+        for key in ("started_at", "resolved_at"):
+            if not pd.isna(row.get(key)):
+                return pd.Timestamp(row[key]).to_pydatetime()
+        return datetime.now(UTC)
+
+    def link(row):
+        return os.path.relpath(row["review_path"], register_dir)
+
+    realizations, new_risks = [], []
+    for _, row in recon.iterrows():
+        if row["outcome"] == "realized":
+            realizations.append(
+                Realization(
+                    risk_id=str(row["risk_id"]),
+                    incident_id=str(row["incident_id"]),
+                    date=when(row),
+                    source=str(row["source"]),
+                    match_score=float(row["match_score"]),
+                    mitigation_verdict=str(row["mitigation_verdict"] or "unknown"),
+                    review_link=link(row),
+                )
+            )
+        elif row["outcome"] == "new_risk" and config.auto_create_risks:
+            fields = new_risk_from_incident(row, config)
+            new_risks.append(
+                NewRisk(
+                    incident_id=str(row["incident_id"]),
+                    source=str(row["source"]),
+                    date=when(row),
+                    match_score=float(row["match_score"]),
+                    review_link=link(row),
+                    **fields,
+                )
+            )
+    return realizations, new_risks
+
+
+def stage_reconcile(
+    config: Config | str | Path,
+    run_dir: str | Path,
+    *,
+    inputs: Sequence[str | Path] = (),
+    trigger: str = "manual",
+) -> ReconcileResult:
+    """Ingest, match and reconcile; save the tables in ``run_dir``.
+
+    Parameters
+    ----------
+    config
+        The configuration or the path of ``config.yaml``.
+    run_dir
+        The run's report folder.
+    inputs
+        Incident files given for this run (a rollback log, a near-miss report),
+        read beside the configured sources.
+    trigger
+        What started the run; incidents from ``inputs`` without a trigger of
+        their own get this one.
+    """
+    from riskanalytics.decisions import load_decisions
+    from riskanalytics.match import match_incidents
+    from riskanalytics.reconcile import reconcile
+    from riskanalytics.register import plan_update, read_register
+
+    config, run_dir = _config(config), Path(run_dir)
+    started = time.perf_counter()
+
+    ingested = _ingest(config, inputs)
+    incidents = ingested.incidents
+    if inputs and "trigger" in incidents:
+        incidents["trigger"] = incidents["trigger"].fillna(trigger)
+    register = read_register(config.risk_register_path)
+    recorded = _history_by_incident(register.history)
+    created_before = {r for kind, r in recorded.values() if kind == "created"}
+    predicted = register.risks[~register.risks["risk_id"].isin(created_before)]
+
+    decisions = load_decisions(config.decisions_path)
+    matches = match_incidents(incidents, predicted, config.matching, decisions)
+    recon = reconcile(incidents, matches, register.risks, config)
+    recon = _apply_history(recon, register.risks, recorded, config)
+
+    realizations, new_risks = _register_changes(
+        recon, config, config.risk_register_path.parent
+    )
+    plan = plan_update(register, realizations, new_risks)
+    for incident_id, risk_id in plan.created.items():
+        recon.loc[recon["incident_id"] == incident_id, "risk_id"] = risk_id
+
+    result = ReconcileResult(
+        incidents=incidents,
+        skipped=list(ingested.skipped),
+        matches=matches,
+        reconciliation=recon,
+        register_path=config.risk_register_path,
+    )
+    _save(run_dir, "reconcile", result)
+    recon.drop(columns=["evidence"]).to_csv(run_dir / "reconciliation.csv", index=False)
+    log.info(
+        "Reconciliation of %d incidents done in %.1f s",
+        len(recon),
+        time.perf_counter() - started,
+    )
+    return result
+
+
+def stage_register_update(
+    config: Config | str | Path, run_dir: str | Path, *, dry_run: bool = False
+):
+    """Apply the reconciliation to the register (atomic, locked, history kept).
+
+    Returns the register module's ``RegisterUpdate``; its ``diff`` is also saved
+    as ``register.diff`` in the run folder.
+    """
+    from riskanalytics.register import apply_update
+
+    config, run_dir = _config(config), Path(run_dir)
+    result: ReconcileResult = load_stage(run_dir, "reconcile")
+    recon = result.reconciliation
+    realizations, new_risks = _register_changes(
+        recon, config, config.risk_register_path.parent
+    )
+    update = apply_update(
+        config.risk_register_path,
+        realizations,
+        new_risks,
+        run_id=run_dir.name,
+        dry_run=dry_run,
+    )
+    for incident_id, risk_id in update.created.items():
+        recon.loc[recon["incident_id"] == incident_id, "risk_id"] = risk_id
+    _save(run_dir, "reconcile", result)
+    _save(run_dir, "register_update", update)
+    (run_dir / "register.diff").write_text(update.diff, encoding="utf-8")
+    return update
+
+
+def stage_reviews(
+    config: Config | str | Path, run_dir: str | Path, *, dry_run: bool = False
+) -> pd.DataFrame:
+    """Write the post-incident reviews that do not exist yet; list all of them."""
+    from riskanalytics.checklist import review_status, write_reviews
+
+    config, run_dir = _config(config), Path(run_dir)
+    result: ReconcileResult = load_stage(run_dir, "reconcile")
+    written = write_reviews(
+        result.reconciliation,
+        deadline_days=config.review_deadline_days,
+        copy_to=run_dir / "reviews",
+        dry_run=dry_run,
+    )
+    status = review_status(config.reviews_dir)
+    _save(run_dir, "reviews", {"written": written, "status": status})
+    return written
+
+
+def stage_metrics(config: Config | str | Path, run_dir: str | Path):
+    """Compute the accuracy metrics and draw the charts into ``run_dir``."""
+    from riskanalytics.metrics import compute_metrics
+    from riskanalytics.plots import save_all
+    from riskanalytics.register import read_register
+
+    config, run_dir = _config(config), Path(run_dir)
+    result: ReconcileResult = load_stage(run_dir, "reconcile")
+    register = read_register(config.risk_register_path)
+    recorded = _history_by_incident(register.history)
+    created = {r for kind, r in recorded.values() if kind == "created"}
+    created |= set(
+        result.reconciliation.loc[lambda t: t.outcome == "new_risk", "risk_id"]
+    )
+    predictions = register.risks[~register.risks["risk_id"].isin(created)]
+
+    metrics = compute_metrics(
+        result.reconciliation,
+        predictions,
+        likelihood_mapping=config.likelihood_probability,
+        period=config.metrics_period,
+    )
+    charts = save_all(metrics, run_dir / "charts")
+    _save(run_dir, "metrics", metrics)
+    (run_dir / "metrics.json").write_text(
+        json.dumps(_jsonable(metrics.headline), indent=2), encoding="utf-8"
+    )
+    return metrics, charts
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    if isinstance(value, Path | pd.Timestamp | datetime):
+        return str(value)
+    return value
+
+
+def _render_html(notebook: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True)
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
+    """Read every input once so that bad input stops the run before any write."""
+    from riskanalytics.register import read_register
+
+    register = read_register(config.risk_register_path)
+    ingested = _ingest(config, inputs)
+    return {
+        "register": str(config.risk_register_path),
+        "risks": len(register.risks),
+        "incident_files": [str(p) for p in ingested.files],
+        "incidents": len(ingested.incidents),
+        "skipped_records": len(ingested.skipped),
+    }
+
+
+def run(
+    config: Config | str | Path,
+    *,
+    trigger: str,
+    inputs: Sequence[str | Path] = (),
+    dry_run: bool = False,
+    notify: bool = True,
+    run_id: str | None = None,
+    kernel_name: str | None = None,
+) -> dict:
+    """Run the whole job: the four notebooks, HTML, notifications, ``run.json``.
+
+    Parameters
+    ----------
+    config
+        The configuration or the path of ``config.yaml``.
+    trigger
+        ``rollback``, ``resolved``, ``near-miss``, ``weekly`` or ``manual``.
+    inputs
+        Incident files for this run beside the configured sources.
+    dry_run
+        Compute everything, change nothing: the register diff and the reviews
+        are reported, not written; nothing is sent.
+    notify
+        Send notifications to risk owners (when enabled in config).
+    run_id
+        The run folder's name under ``reports_dir``; default from time and trigger.
+
+    Returns
+    -------
+    dict
+        The run summary also written to ``run.json``.
+
+    Raises
+    ------
+    RiskAnalyticsError
+        Bad configuration or input, before anything is written.
+    RunFailedError
+        A notebook failed; ``run.json`` says which.
+    """
+    import papermill
+
+    config = _config(config)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    inputs_summary = _preflight(config, inputs)
+    run_id = run_id or new_run_id(trigger, started)
+    run_dir = config.reports_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info("Run %s (%s) into %s", run_id, trigger, run_dir)
+
+    summary = {
+        "run_id": run_id,
+        "trigger": trigger,
+        "dry_run": dry_run,
+        "started_at": started.isoformat(),
+        "config": str(config.config_path),
+        "inputs": {**inputs_summary, "extra": [str(p) for p in inputs]},
+        "steps": {},
+        "outcome": "running",
+    }
+    parameters = {
+        "config_path": str(config.config_path),
+        "run_dir": str(run_dir),
+        "trigger": trigger,
+        "inputs": [str(Path(p).resolve()) for p in inputs],
+        "dry_run": dry_run,
+    }
+    try:
+        for name in NOTEBOOKS:
+            step = time.perf_counter()
+            output = run_dir / name
+            try:
+                papermill.execute_notebook(
+                    str(NOTEBOOK_DIR / name),
+                    str(output),
+                    parameters=parameters,
+                    cwd=str(NOTEBOOK_DIR),
+                    kernel_name=kernel_name,
+                    progress_bar=False,
+                    report_mode=True,
+                )
+            except papermill.PapermillExecutionError as exc:
+                raise RunFailedError(
+                    f"{output}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}"
+                ) from None
+            _render_html(output)
+            summary["steps"][name.removesuffix(".ipynb")] = round(
+                time.perf_counter() - step, 2
+            )
+            log.info("Notebook %s done in %.1f s", name, time.perf_counter() - step)
+
+        result: ReconcileResult = load_stage(run_dir, "reconcile")
+        update = load_stage(run_dir, "register_update")
+        reviews = load_stage(run_dir, "reviews")
+        metrics = load_stage(run_dir, "metrics")
+        recon = result.reconciliation
+        status = reviews["status"]
+        overdue = status[status["overdue"]] if len(status) else status
+        summary["counts"] = {
+            "incidents": len(recon),
+            "skipped_records": len(result.skipped),
+            "realized": int((recon["outcome"] == "realized").sum()),
+            "new_risks": int((recon["outcome"] == "new_risk").sum()),
+            "needs_review": int((recon["outcome"] == "needs_review").sum()),
+            "history_entries_added": len(update.realized) + len(update.created),
+            "risks_created": len(update.created),
+            "reviews_written": int(reviews["written"]["written"].sum()),
+            "reviews_open": int((status["status"] != "done").sum())
+            if len(status)
+            else 0,
+            "reviews_overdue": len(overdue),
+            "escalations": int(recon["escalate"].sum()),
+        }
+        summary["register_changed"] = bool(update.changed)
+        summary["metrics"] = metrics.headline
+
+        step = time.perf_counter()
+        summary["notifications"] = _notify(config, recon, overdue, dry_run, notify)
+        summary["steps"]["notify"] = round(time.perf_counter() - step, 2)
+        summary["outcome"] = "success"
+    except BaseException as exc:
+        summary["outcome"] = "failed"
+        summary["error"] = str(exc)
+        raise
+    finally:
+        summary["seconds"] = round(time.perf_counter() - clock, 2)
+        (run_dir / "run.json").write_text(
+            json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8"
+        )
+    log.info("Run %s finished in %.1f s", run_id, summary["seconds"])
+    return summary
+
+
+def _notify(config, recon, overdue, dry_run, notify) -> dict:
+    if not config.notifications.enabled:
+        return {"enabled": False}
+    from riskanalytics.notify import build_messages, send_messages
+
+    messages = build_messages(config, recon, overdue)
+    report = send_messages(
+        messages,
+        state_path=config.reports_dir / "notifications-sent.json",
+        dry_run=dry_run or not notify,
+        retries=config.notifications.retries,
+        backoff_seconds=config.notifications.backoff_seconds,
+    )
+    return {"enabled": True, **report.to_dict()}
+
+
+def preview(
+    config: Config | str | Path, *, trigger: str, inputs: Sequence[str | Path] = ()
+) -> dict:
+    """What a run would do, computed in a scratch folder; nothing is written.
+
+    Returns
+    -------
+    dict
+        ``diff`` (the register change as a unified diff) and ``summary``
+        (counts of realized, new and to-review incidents, reviews to write).
+    """
+    import tempfile
+
+    config = _config(config)
+    with tempfile.TemporaryDirectory(prefix="riskanalytics-preview-") as scratch:
+        result = stage_reconcile(config, scratch, inputs=inputs, trigger=trigger)
+        update = stage_register_update(config, scratch, dry_run=True)
+        reviews = [
+            row["review_path"]
+            for _, row in result.reconciliation.iterrows()
+            if not Path(row["review_path"]).exists()
+        ]
+    recon = result.reconciliation
+    summary = {
+        "trigger": trigger,
+        "incidents": len(recon),
+        "realized": int((recon["outcome"] == "realized").sum()),
+        "new_risks": int((recon["outcome"] == "new_risk").sum()),
+        "needs_review": int((recon["outcome"] == "needs_review").sum()),
+        "history_entries_to_add": len(update.realized) + len(update.created),
+        "reviews_to_write": len(reviews),
+    }
+    return {"diff": update.diff, "summary": summary}

@@ -1,0 +1,212 @@
+"""Tables and headline sentences for the notebooks and their HTML reports.
+
+Presentation only: every figure comes from the stage results; nothing here
+changes a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = [
+    "calibration_table",
+    "cross_reference_table",
+    "evidence_table",
+    "metrics_headline",
+    "needs_review_table",
+    "period_table",
+    "reconciliation_headline",
+    "review_status_table",
+    "review_texts",
+    "reviews_headline",
+    "skipped_table",
+    "update_headline",
+    "update_table",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or value != value else f"{value:.0%}"
+
+
+def reconciliation_headline(recon: pd.DataFrame) -> str:
+    """One paragraph: how many incidents, realized, new, to review."""
+    counts = recon["outcome"].value_counts()
+    realized = int(counts.get("realized", 0))
+    new = int(counts.get("new_risk", 0))
+    review = int(counts.get("needs_review", 0))
+    decided = realized + new
+    share = _pct(realized / decided) if decided else "n/a"
+    return (
+        f"**{len(recon)} incidents**: **{realized}** realized a documented risk, "
+        f"**{new}** were not predicted by any risk, **{review}** need an analyst's "
+        f"decision. The register predicted **{share}** of the decided incidents."
+    )
+
+
+def cross_reference_table(recon: pd.DataFrame) -> pd.DataFrame:
+    """Incident, outcome, risk, score, candidates and mitigation verdict."""
+    columns = [
+        "incident_id",
+        "title",
+        "started_at",
+        "severity",
+        "outcome",
+        "risk_id",
+        "owner",
+        "match_score",
+        "candidates",
+        "mitigation_verdict",
+    ]
+    table = recon[columns].copy()
+    table["match_score"] = table["match_score"].round(1)
+    return table.sort_values("started_at", na_position="first").reset_index(drop=True)
+
+
+def needs_review_table(recon: pd.DataFrame) -> pd.DataFrame:
+    """Incidents awaiting an analyst, with their top candidates."""
+    table = recon.loc[recon["outcome"] == "needs_review"]
+    return table[["incident_id", "title", "root_cause", "match_score", "candidates"]]
+
+
+def _flatten(evidence: object) -> dict:
+    if not isinstance(evidence, dict):
+        return {}
+    flat = {}
+    for key, value in evidence.items():
+        if isinstance(value, list | tuple):
+            flat[key] = ", ".join(
+                json.dumps(v) if isinstance(v, dict) else str(v) for v in value[:10]
+            )
+        elif isinstance(value, dict):
+            flat[key] = ", ".join(
+                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in value.items()
+            )
+        else:
+            flat[key] = value
+    return flat
+
+
+def evidence_table(recon: pd.DataFrame) -> pd.DataFrame:
+    """The evidence of every match, one row per incident."""
+    rows = [
+        {"incident_id": row["incident_id"], "decision": row["decision"]}
+        | _flatten(row["evidence"])
+        for _, row in recon.iterrows()
+    ]
+    return pd.DataFrame(rows)
+
+
+def skipped_table(skipped: list) -> pd.DataFrame:
+    """Records skipped during ingestion: file, record, reason."""
+    rows = [{"file": s.file, "record": s.record, "reason": s.reason} for s in skipped]
+    return pd.DataFrame(rows, columns=["file", "record", "reason"])
+
+
+def update_headline(update, *, dry_run: bool) -> str:
+    """What the register update did (or would do, in a dry run)."""
+    verb = "would record" if dry_run else "recorded"
+    if not update.changed:
+        return "The register already records everything this run found: no change."
+    return (
+        f"This run {verb} **{len(update.realized)}** realization(s) and "
+        f"**{len(update.created)}** new risk(s); "
+        f"**{len(update.already_recorded)}** incident(s) were already recorded."
+    )
+
+
+def update_table(update) -> pd.DataFrame:
+    """Realized and created risks of the update, one row each."""
+    rows = [
+        {
+            "event": "realized",
+            "risk_id": r.risk_id,
+            "incident_id": r.incident_id,
+            "match_score": round(r.match_score, 1),
+            "mitigations": r.mitigation_verdict,
+        }
+        for r in update.realized
+    ]
+    rows += [
+        {"event": "created", "risk_id": risk_id, "incident_id": incident_id}
+        for incident_id, risk_id in update.created.items()
+    ]
+    return pd.DataFrame(
+        rows, columns=["event", "risk_id", "incident_id", "match_score", "mitigations"]
+    )
+
+
+def reviews_headline(written: pd.DataFrame, status: pd.DataFrame) -> str:
+    """Reviews written, open and overdue."""
+    open_ = int((status["status"] != "done").sum()) if len(status) else 0
+    overdue = int(status["overdue"].sum()) if len(status) else 0
+    return (
+        f"**{int(written['written'].sum())}** review(s) written in this run; "
+        f"**{open_}** open, **{overdue}** overdue."
+    )
+
+
+def review_status_table(status: pd.DataFrame) -> pd.DataFrame:
+    """Open reviews, overdue first."""
+    table = status.loc[status["status"] != "done"] if len(status) else status
+    return table.sort_values(["overdue", "days_overdue"], ascending=False)[
+        ["incident_id", "risk_id", "owner", "status", "review_deadline", "days_overdue"]
+    ].reset_index(drop=True)
+
+
+def review_texts(written: pd.DataFrame, *, limit: int = 20) -> list[str]:
+    """The Markdown of the reviews written in this run (at most ``limit``)."""
+    paths = written.loc[written["written"], "review_path"].head(limit)
+    texts = []
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8")
+        body = text.split("\n---\n", 1)[-1]  # the front matter is for machines
+        texts.append(body)
+    return texts
+
+
+def metrics_headline(metrics) -> str:
+    """The headline figures, as a Markdown list."""
+    h = metrics.headline
+    lines = [
+        f"- **{_pct(h['predicted_share'])}** of decided incidents were predicted by "
+        f"the register ({h['predicted']} of {h['predicted'] + h['unpredicted']}; "
+        f"{h['needs_review']} await review).",
+        f"- **{h['risks_realized']}** of {h['risks_in_register']} predicted risks "
+        f"were realized.",
+        f"- Mitigations worked in **{_pct(h['mitigation_success_rate'])}** of the "
+        f"realized risks with a verdict ({h['mitigations_worked']} worked, "
+        f"{h['mitigations_failed']} failed, {h['mitigations_unknown']} unknown).",
+        f"- **{h['new_risks_created']}** unknown unknowns: incidents no risk "
+        "predicted.",
+        f"- Brier score of stated likelihoods: **{h['brier_score']:.3f}** "
+        f"(0 is perfect, 0.25 is a coin toss).",
+    ]
+    return "\n".join(lines + [f"- {note}" for note in metrics.notes])
+
+
+def period_table(metrics) -> pd.DataFrame:
+    """The per-period metrics with shares as percentages."""
+    table = metrics.by_period.copy()
+    for column in (
+        "predicted_share",
+        "predicted_share_to_date",
+        "mitigation_success_rate",
+    ):
+        table[column] = table[column].map(_pct)
+    return table
+
+
+def calibration_table(metrics) -> pd.DataFrame:
+    """Per-risk calibration, risks realized first."""
+    table = metrics.calibration.sort_values(
+        ["realized", "p_year"], ascending=[False, False]
+    )
+    return table.round({"p_year": 2, "p_window": 2}).reset_index(drop=True)
