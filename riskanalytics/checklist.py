@@ -203,6 +203,10 @@ def read_review(path: str | Path) -> dict:
             f"{path}: status {status!r} is not one of {', '.join(REVIEW_STATUSES)}"
         )
     meta["status"] = status
+    worked = meta.get("mitigations_worked", "unknown")
+    if isinstance(worked, bool):  # YAML reads an unquoted yes/no as a boolean
+        worked = "yes" if worked else "no"
+    meta["mitigations_worked"] = str(worked).lower()
     meta["path"] = str(path)
     return meta
 

@@ -1,0 +1,127 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from riskanalytics.checklist import (
+    format_duration,
+    read_review,
+    review_status,
+    write_reviews,
+)
+from riskanalytics.config import load_config
+from riskanalytics.exceptions import InputFormatError
+from riskanalytics.reconcile import reconcile
+from tests.helpers import incidents, matches, risks
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def recon(tmp_path):
+    config = load_config(ROOT / "config.yaml", reviews_dir=str(tmp_path / "reviews"))
+    return reconcile(
+        incidents(
+            {
+                "incident_id": "PD-7",
+                "title": "Checkout TLS errors",
+                "source": "pagerduty",
+                "root_cause": "The certificate expired; expiry alerts did not fire.",
+                "impact": "Card payments failed for 40 minutes.",
+                "recovery_actions": "Renewed the certificate by hand.",
+                "started_at": "2026-05-20T10:00Z",
+                "resolved_at": "2026-05-20T10:40Z",
+                "severity": "critical",
+                "service": "checkout",
+            },
+            {"incident_id": "MAN-2", "title": "Duplicate SMS", "source": "csv"},
+        ),
+        matches(
+            ("PD-7", "R-004", 81.5, "matched", "R-004:81.5;R-018:12.0"),
+            ("MAN-2", None, 5.0, "new", "R-018:5.0"),
+        ),
+        risks(
+            {
+                "risk_id": "R-004",
+                "description": "A TLS certificate expires",
+                "owner": "platform-team",
+                "mitigations": "Automated ACME renewal; expiry alerts 30 days ahead",
+                "likelihood": "Likely",
+                "likelihood_level": 4,
+                "impact_level": 4,
+            }
+        ),
+        config,
+        now=NOW,
+    )
+
+
+def test_review_answers_the_three_questions_with_the_facts(recon, tmp_path):
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    assert result["written"].all()
+    text = Path(result.loc[0, "review_path"]).read_text(encoding="utf-8")
+    for question in (
+        "Was this risk documented?",
+        "Did mitigations work as expected?",
+        "What new risks were exposed?",
+    ):
+        assert question in text
+    assert "2026-06-03" in text  # 14 days after resolution
+    assert "40 min" in text
+    assert "Renewed the certificate by hand." in text
+    assert "R-004" in text and "platform-team" in text
+    assert "**failed**" in text
+    assert "R-004:81.5;R-018:12.0" in text
+    assert "certificate, expired" in text
+
+
+def test_existing_review_is_never_overwritten(recon, tmp_path):
+    first = write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(first.loc[0, "review_path"])
+    path.write_text(path.read_text().replace("status: open", "status: done"))
+    again = write_reviews(recon, deadline_days=14, now=NOW)
+    assert not again["written"].any()
+    assert "status: done" in path.read_text()
+
+
+def test_dry_run_writes_no_review(recon):
+    result = write_reviews(recon, deadline_days=14, now=NOW, dry_run=True)
+    assert not any(Path(p).exists() for p in result["review_path"])
+
+
+def test_reviews_are_copied_into_the_run_folder(recon, tmp_path):
+    write_reviews(recon, deadline_days=14, now=NOW, copy_to=tmp_path / "run")
+    assert len(list((tmp_path / "run").glob("review-*.md"))) == 2
+
+
+def test_filled_in_answers_are_read_back_and_overdue_counted(recon, tmp_path):
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(result.loc[0, "review_path"])
+    text = path.read_text().replace(
+        "mitigations_worked: unknown", "mitigations_worked: no"
+    )
+    path.write_text(text.replace("new_risks: []", "new_risks: [Alert rules drift]"))
+    meta = read_review(path)
+    assert meta["mitigations_worked"] == "no"
+    assert meta["new_risks"] == ["Alert rules drift"]
+
+    status = review_status(path.parent, now=datetime(2026, 6, 10, tzinfo=UTC))
+    late = status.set_index("incident_id").loc["PD-7"]
+    assert bool(late["overdue"]) and late["days_overdue"] == 7
+
+
+def test_review_with_broken_front_matter_names_the_file(tmp_path):
+    path = tmp_path / "review-x.md"
+    path.write_text("---\nincident_id: [\n---\n")
+    with pytest.raises(InputFormatError, match="review-x.md"):
+        read_review(path)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [(None, "unknown"), (5, "5 min"), (125, "2 h 05 min"), (60 * 49, "2 d 1 h 00 min")],
+)
+def test_durations_read_as_people_write_them(minutes, text):
+    assert format_duration(minutes if minutes is not None else pd.NA) == text

@@ -1,0 +1,130 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from riskanalytics.config import load_config
+from riskanalytics.reconcile import judge_mitigations, reconcile, review_filename
+from tests.helpers import incidents, matches, risks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CERT = {
+    "risk_id": "R-004",
+    "description": "A TLS certificate expires and clients reject connections",
+    "owner": "platform-team",
+    "mitigations": "Automated ACME renewal; expiry alerts 30 days ahead",
+    "likelihood": "Likely",
+    "likelihood_level": 4,
+    "impact_level": 4,
+}
+BUG = {
+    "risk_id": "R-018",
+    "description": "A release ships a bug",
+    "owner": "release-team",
+    "mitigations": "Canary releases; automated rollback on SLO burn; feature flags",
+    "likelihood_level": 2,
+    "impact_level": 2,
+}
+
+
+@pytest.fixture
+def config():
+    return load_config(ROOT / "config.yaml")
+
+
+def test_expiry_alert_that_never_fired_is_a_failed_mitigation():
+    incident = incidents(
+        {
+            "incident_id": "i1",
+            "root_cause": "The certificate expired. The expiry alerts did not fire "
+            "because the alert rule was disabled.",
+        }
+    ).iloc[0]
+    verdict = judge_mitigations(incident, CERT["mitigations"])
+    assert verdict.verdict == "failed"
+    assert "expiry alerts did not fire" in verdict.evidence
+
+
+def test_canary_that_caught_the_bug_is_a_mitigation_that_worked():
+    incident = incidents(
+        {
+            "incident_id": "i2",
+            "root_cause": "A null pointer bug in release 4.2.",
+            "recovery_actions": "The canary releases caught the error spike and the "
+            "rollout was rolled back automatically.",
+        }
+    ).iloc[0]
+    assert judge_mitigations(incident, BUG["mitigations"]).verdict == "worked"
+
+
+def test_silent_incident_data_gives_unknown_verdict():
+    incident = incidents({"incident_id": "i3", "root_cause": "Something broke."})
+    assert judge_mitigations(incident.iloc[0], CERT["mitigations"]).verdict == "unknown"
+
+
+def test_rollback_incident_with_rollback_mitigation_worked():
+    incident = incidents(
+        {"incident_id": "i4", "root_cause": "Bad release", "trigger": "rollback"}
+    ).iloc[0]
+    assert judge_mitigations(incident, BUG["mitigations"]).verdict == "worked"
+
+
+def test_near_miss_means_the_controls_worked():
+    incident = incidents({"incident_id": "i5", "root_cause": "x", "near_miss": True})
+    assert judge_mitigations(incident.iloc[0], None).verdict == "worked"
+
+
+def test_outcomes_follow_decisions(config):
+    table = reconcile(
+        incidents(
+            {
+                "incident_id": "a",
+                "root_cause": "cert expired",
+                "started_at": "2026-03-01T10:00Z",
+                "resolved_at": "2026-03-01T11:30Z",
+            },
+            {
+                "incident_id": "b",
+                "root_cause": "vendor SMS sent twice",
+                "service": "checkout",
+            },
+            {"incident_id": "c", "root_cause": "hmm"},
+        ),
+        matches(
+            ("a", "R-004", 80.0, "matched", "R-004:80.0;R-018:20.0"),
+            ("b", None, 10.0, "new", "R-018:10.0"),
+            ("c", None, 40.0, "review", "R-018:40.0;R-004:30.0"),
+        ),
+        risks(CERT, BUG),
+        config,
+    )
+    by_id = table.set_index("incident_id")
+    assert by_id.loc["a", "outcome"] == "realized"
+    assert by_id.loc["a", "risk_id"] == "R-004"
+    assert by_id.loc["a", "owner"] == "platform-team"
+    assert by_id.loc["a", "duration_minutes"] == 90
+    assert by_id.loc["a", "risk_rating"] == 16
+    assert bool(by_id.loc["a", "escalate"]) is True
+    assert by_id.loc["a", "review_deadline"] == pd.Timestamp("2026-03-15T11:30Z")
+    assert by_id.loc["b", "outcome"] == "new_risk"
+    assert by_id.loc["b", "owner"] == "payments-team"  # service -> owner map
+    assert pd.isna(by_id.loc["b", "risk_id"])
+    assert by_id.loc["c", "outcome"] == "needs_review"
+    assert by_id.loc["c", "owner"] == "release-team"  # owner of the top candidate
+
+
+def test_low_rated_risk_is_not_escalated(config):
+    table = reconcile(
+        incidents({"incident_id": "a", "root_cause": "bug"}),
+        matches(("a", "R-018", 90.0, "matched", "R-018:90.0")),
+        risks(CERT, BUG),
+        config,
+    )
+    assert table.loc[0, "risk_rating"] == 4
+    assert not table.loc[0, "escalate"]
+
+
+def test_review_file_names_are_safe_slugs():
+    assert review_filename("PD/123 x") == "review-PD-123-x.md"
+    assert review_filename("../..") == "review-incident.md"
