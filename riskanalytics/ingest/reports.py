@@ -1,0 +1,317 @@
+"""Written reports: Markdown postmortems and generic CSV / JSON lines forms.
+
+MoJ-style postmortems
+    ``# / ## / ### Incident on YYYY-MM-DD[ HH:MM] - title`` sections with bold
+    bullet labels. ``Key events`` gives the times (``First detected``,
+    ``Fault occurs``, ``Incident declared``, ``Repaired``, ``Resolved``; ``:``
+    optional, ``HH.MM`` accepted); ``Time to resolve`` (``2d 1h 29m``) fills a
+    missing resolution. ``Resolution`` is the root cause, ``Review actions``
+    the recovery actions, ``Impact`` the impact; optional ``Service`` and
+    ``Severity`` bullets are read too. Times without a zone are in the
+    default zone (the MoJ log itself uses London time). Ids are
+    ``moj-YYYY-MM-DD-<slug of title>``. The ``Template`` section is ignored.
+Front-matter postmortems (icco/postmortems)
+    YAML front matter with ``uuid``, ``title``, ``start_time``, ``end_time``,
+    ``company``, ``product``, ``summary``; id ``pm-<uuid>``.
+Generic CSV / JSON lines (contract)
+    Any subset of the incident columns beyond ``incident_id`` (or ``id``) and
+    one of ``title``/``root_cause``. A true ``near_miss`` or a ``trigger`` of
+    ``near-miss`` marks a near miss (both are then set).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import yaml
+
+from riskanalytics.exceptions import InputFormatError
+from riskanalytics.ingest._common import (
+    ReadContext,
+    RecordError,
+    first,
+    parse_duration,
+    parse_time,
+    read_json_records,
+    read_text,
+    slug,
+    text_or_none,
+)
+from riskanalytics.schema import INCIDENT_COLUMNS, INCIDENT_EXTRA_COLUMNS
+
+__all__ = [
+    "read_csv_reports",
+    "read_frontmatter_postmortem",
+    "read_jsonl_reports",
+    "read_moj_postmortems",
+]
+
+log = logging.getLogger(__name__)
+
+_HEADING = re.compile(r"^(#{1,3})\s+Incident on\s+(.*?)\s*$", re.MULTILINE)
+_ANY_HEADING = re.compile(r"^#{1,3}\s+\S", re.MULTILINE)
+_STAMP = re.compile(
+    r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{1,2})[:.](\d{2}))?(?!\d)"
+)
+_LABEL = re.compile(r"^\s*[-*]\s+\*\*(.+?)\*\*:?\s*(.*)$")
+_EVENT = re.compile(
+    r"^\s*[-*]\s+(First detected|Fault occurs|Fault detected|Team aware|"
+    r"Incident declared|Repaired(?: declared)?|Resolved)\b:?\s*(.*)$",
+    re.IGNORECASE,
+)
+_START_EVENTS = ("fault occurs", "first detected", "fault detected", "team aware")
+
+
+def read_moj_postmortems(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
+    """Read every ``Incident on ...`` section of a MoJ-style Markdown postmortem.
+
+    Parameters
+    ----------
+    path
+        An incident log (many sections) or one incident page.
+    ctx
+        Read options; the default zone applies to the log's local times.
+
+    Returns
+    -------
+    list of dict
+        One incident dict per section.
+    """
+    text = read_text(path)
+    template_at = text.find("## Template")
+    headings = list(_HEADING.finditer(text))
+    records: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for heading in headings:
+        if 0 <= template_at < heading.start():
+            continue
+        line = text.count("\n", 0, heading.start()) + 1
+        following = _ANY_HEADING.search(text, heading.end())
+        body = text[heading.end() : following.start() if following else len(text)]
+        try:
+            record = _moj_section(heading.group(2), body, ctx)
+        except (RecordError, ValueError) as exc:
+            ctx.skip(path, f"line {line}", str(exc))
+            continue
+        count = seen.get(record["incident_id"], 0) + 1
+        seen[record["incident_id"]] = count
+        if count > 1:
+            record["incident_id"] += f"-{count}"
+        record["_record"] = f"line {line}"
+        records.append(record)
+    return records
+
+
+def _moj_fields(body: str) -> tuple[dict[str, str], dict[str, str]]:
+    fields: dict[str, list[str]] = {}
+    events: dict[str, str] = {}
+    current: str | None = None
+    for raw in body.splitlines():
+        event = _EVENT.match(raw)
+        if event and current == "key events":
+            name = event.group(1).lower().replace(" declared", "")
+            if name == "incident":
+                name = "incident declared"
+            events.setdefault(name, event.group(2))
+            continue
+        label = _LABEL.match(raw)
+        if label and not raw.startswith("    "):
+            current = label.group(1).strip().rstrip(":").lower()
+            fields[current] = [label.group(2).strip()]
+        elif current is not None and raw.strip():
+            fields[current].append(raw.strip().lstrip("-* ").strip())
+    joined = {
+        k: "\n".join(v for v in values if v).strip() for k, values in fields.items()
+    }
+    return joined, events
+
+
+def _stamp(text: str | None, ctx: ReadContext):
+    match = _STAMP.search(text or "")
+    if not match:
+        return None
+    year, month, day, hour, minute = match.groups()
+    value = f"{year}-{month}-{day} {hour or '00'}:{minute or '00'}"
+    return parse_time(value, ctx.tz)
+
+
+def _moj_section(heading: str, body: str, ctx: ReadContext) -> dict[str, Any]:
+    date = _STAMP.search(heading)
+    if not date:
+        raise RecordError(f"expected 'Incident on YYYY-MM-DD', found {heading!r}")
+    title = heading[date.end() :].strip()
+    title = re.sub(r"^(UTC\b)?\s*[-:]?\s*", "", title).strip() or None
+    fields, events = _moj_fields(body)
+
+    times = {name: _stamp(value, ctx) for name, value in events.items()}
+    starts = [times[n] for n in _START_EVENTS if times.get(n) is not None]
+    started = min(starts) if starts else times.get("incident declared")
+    if started is None:
+        started = _stamp(heading, ctx)
+    resolved = times.get("resolved") or times.get("repaired")
+    resolve_span = parse_duration(fields.get("time to resolve"))
+    if resolved is None and started is not None and resolve_span is not None:
+        resolved = started + resolve_span
+    if resolved is None:
+        resolved = _stamp(fields.get("status"), ctx)
+
+    identified = text_or_none(fields.get("identified"))
+    title = title or (identified.splitlines()[0] if identified else None)
+    day = "-".join(date.groups()[:3])
+    return {
+        "incident_id": f"moj-{day}-{slug(title)}",
+        "source": "postmortem",
+        "title": title,
+        "root_cause": text_or_none(fields.get("resolution")),
+        "impact": text_or_none(fields.get("impact")),
+        "started_at": started,
+        "resolved_at": resolved,
+        "severity": text_or_none(fields.get("severity")),
+        "service": text_or_none(fields.get("service")),
+        "recovery_actions": text_or_none(fields.get("review actions")),
+        "trigger": "resolved" if resolved is not None else "manual",
+        "near_miss": "near miss" in (title or "").lower(),
+    }
+
+
+def read_frontmatter_postmortem(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
+    """Read a postmortem with YAML front matter (icco/postmortems style).
+
+    Returns
+    -------
+    list of dict
+        One incident dict.
+    """
+    text = read_text(path)
+    try:
+        post = frontmatter.loads(text)
+    except yaml.YAMLError as exc:
+        raise InputFormatError(
+            f"{path}: front matter is not valid YAML: {exc}"
+        ) from None
+    meta = post.metadata
+    key = text_or_none(first(meta.get("uuid"), meta.get("id")))
+    if key is None:
+        ctx.skip(path, "front matter", "expected a 'uuid' or 'id' key")
+        return []
+    try:
+        started = parse_time(meta.get("start_time"), ctx.tz)
+        resolved = parse_time(meta.get("end_time"), ctx.tz)
+    except ValueError as exc:
+        ctx.skip(path, "front matter", str(exc))
+        return []
+    company = text_or_none(meta.get("company"))
+    product = text_or_none(meta.get("product"))
+    return [
+        {
+            "incident_id": f"pm-{key}",
+            "source": "postmortem",
+            "title": text_or_none(meta.get("title")),
+            "root_cause": text_or_none(meta.get("summary"))
+            or text_or_none(post.content[:2000]),
+            "impact": None,
+            "started_at": started,
+            "resolved_at": resolved,
+            "service": " ".join(p for p in (company, product) if p) or None,
+            "trigger": "resolved" if resolved is not None else "manual",
+        }
+    ]
+
+
+# --- generic forms -------------------------------------------------------------
+
+_KNOWN = set(INCIDENT_COLUMNS) | set(INCIDENT_EXTRA_COLUMNS)
+_TRUE = {"true", "yes", "y", "1", "x"}
+
+
+def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
+    """One manual report (CSV row or JSON object) as an incident dict."""
+    if not isinstance(row, dict):
+        raise RecordError(f"expected an object, found {type(row).__name__}")
+    row = {str(k).strip().lower().replace(" ", "_"): v for k, v in row.items()}
+    if "incident_id" not in row and "id" in row:
+        row["incident_id"] = row.pop("id")
+    incident_id = text_or_none(row.get("incident_id"))
+    if incident_id is None:
+        raise RecordError("expected an 'incident_id' (or 'id')")
+    if (
+        text_or_none(row.get("title")) is None
+        and text_or_none(row.get("root_cause")) is None
+    ):
+        raise RecordError("expected a 'title' or a 'root_cause'")
+    record: dict[str, Any] = {k: v for k, v in row.items() if k in _KNOWN}
+    for key in ("title", "root_cause", "impact", "severity", "service"):
+        record[key] = text_or_none(row.get(key))
+    record["recovery_actions"] = text_or_none(row.get("recovery_actions"))
+    record["incident_id"] = incident_id
+    record["source"] = text_or_none(row.get("source")) or source
+    record["started_at"] = parse_time(row.get("started_at"), ctx.tz)
+    record["resolved_at"] = parse_time(row.get("resolved_at"), ctx.tz)
+    near = row.get("near_miss")
+    near_miss = near is True or str(near).strip().lower() in _TRUE
+    trigger = text_or_none(row.get("trigger"))
+    trigger = trigger.lower() if trigger else None
+    if trigger == "near-miss" or trigger == "near_miss":
+        near_miss, trigger = True, "near-miss"
+    if near_miss and trigger is None:
+        trigger = "near-miss"
+    record["near_miss"] = near_miss
+    record["trigger"] = trigger or "manual"
+    for key in ("source_file", "source_record", "alert_count", "linked_ids"):
+        record.pop(key, None)
+    return record
+
+
+def read_csv_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
+    """Read a CSV of manual or near-miss reports (the generic contract format)."""
+    text = read_text(path)
+    reader = csv.DictReader(io.StringIO(text))
+    records = []
+    try:
+        for row in reader:
+            where = f"line {reader.line_num}"
+            if None in row:
+                ctx.skip(
+                    path,
+                    where,
+                    f"more cells than the {len(reader.fieldnames)} header columns",
+                )
+                continue
+            try:
+                record = generic_record(row, "csv", ctx)
+            except (RecordError, ValueError) as exc:
+                ctx.skip(path, where, str(exc))
+                continue
+            record["_record"] = where
+            records.append(record)
+    except csv.Error as exc:
+        raise InputFormatError(
+            f"{path}: line {reader.line_num}: not CSV ({exc})"
+        ) from None
+    return records
+
+
+def read_jsonl_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
+    """Read JSON lines (or a JSON list) of manual reports, the generic format."""
+    records = []
+    for label, value in read_json_records(path, ctx):
+        items = (
+            [(f"[{i}]", v) for i, v in enumerate(value)]
+            if isinstance(value, list)
+            else [(label, value)]
+        )
+        for where, item in items:
+            try:
+                record = generic_record(item, "jsonl", ctx)
+            except (RecordError, ValueError, TypeError) as exc:
+                ctx.skip(path, where, str(exc))
+                continue
+            record["_record"] = where
+            records.append(record)
+    return records
