@@ -1,0 +1,147 @@
+"""The command line: contracts of ingest, match, register check and run."""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from riskanalytics.cli import cli
+from riskanalytics.schema import INCIDENT_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT / "tests" / "fixtures" / "match" / "dev"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_ingest_writes_the_incident_columns_for_the_samples():
+    result = invoke("ingest", str(ROOT / "learning" / "incidents"))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows
+    assert list(rows[0])[: len(INCIDENT_COLUMNS)] == INCIDENT_COLUMNS
+    assert len({row["incident_id"] for row in rows}) == len(rows)
+
+
+def test_match_prints_the_contract_columns_for_every_incident():
+    result = invoke(
+        "match",
+        "--register",
+        str(DEV / "risk-register.md"),
+        "--incidents",
+        str(DEV / "incidents.jsonl"),
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    lines = (DEV / "incidents.jsonl").read_text().strip().splitlines()
+    assert len(rows) == len(lines)
+    assert list(rows[0]) == [
+        "incident_id",
+        "risk_id",
+        "score",
+        "decision",
+        "candidates",
+    ]
+    for row in rows:
+        assert row["decision"] in {"matched", "review", "new"}
+        assert (row["risk_id"] != "") == (row["decision"] == "matched")
+        scores = [float(c.split(":")[1]) for c in row["candidates"].split(";") if c]
+        assert scores == sorted(scores, reverse=True)
+        assert 0 <= float(row["score"]) <= 100
+
+
+def test_match_as_json():
+    result = invoke(
+        "match",
+        "--register",
+        str(DEV / "risk-register.md"),
+        "--incidents",
+        str(DEV / "incidents.jsonl"),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0
+    assert '"decision"' in result.stdout
+
+
+def test_register_check_reports_the_sample_register():
+    result = invoke("register", "check", str(ROOT / "learning" / "risk-register.md"))
+    assert result.exit_code == 0, result.output
+    assert "30" in result.stdout
+
+
+def test_register_check_exits_2_on_a_register_without_a_table(tmp_path):
+    path = tmp_path / "risk-register.md"
+    path.write_text("# Risks\n\nnothing\n")
+    result = invoke("register", "check", str(path))
+    assert result.exit_code == 2
+    assert "risk-register.md" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--config", "missing.yaml"], "missing.yaml"),
+        (["ingest", "nowhere.json"], "nowhere.json"),
+        (["match", "--register", "nope.md", "--incidents", "x.csv"], "nope.md"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_file(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_broken_config_exits_2_and_touches_nothing(sample_project, monkeypatch):
+    register = sample_project / "learning" / "risk-register.md"
+    before = register.read_bytes()
+    config = sample_project / "config.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "review_deadline_days: 14", "review_deadline_days: x"
+        )
+    )
+    monkeypatch.chdir(sample_project)
+    result = CliRunner().invoke(cli, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "review_deadline_days" in result.output
+    assert register.read_bytes() == before
+    assert not (sample_project / "reports").exists()
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(sample_project):
+    register = sample_project / "learning" / "risk-register.md"
+    before = register.read_bytes()
+    result = CliRunner().invoke(
+        cli, ["run", "--config", str(sample_project / "config.yaml"), "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("---")
+    assert "Realized" in result.stdout
+    assert register.read_bytes() == before
+    assert not (sample_project / "reports").exists()
+
+
+def test_near_miss_needs_a_report(sample_project):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--config",
+            str(sample_project / "config.yaml"),
+            "--trigger",
+            "near-miss",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--report" in result.output
+
+
+def test_copy_of_dev_set_is_present():
+    # the match contract test above must not depend on ../shared
+    assert (DEV / "labels.csv").exists()

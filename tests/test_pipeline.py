@@ -1,0 +1,126 @@
+"""The whole run on a copy of the sample data: notebooks, register, reviews."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from riskanalytics import pipeline
+from riskanalytics.config import load_config
+from riskanalytics.exceptions import RiskAnalyticsError
+from riskanalytics.register import read_register
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """The sample project run twice on the same inputs."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(ROOT / "config.yaml", project / "config.yaml")
+    shutil.copytree(
+        ROOT / "learning",
+        project / "learning",
+        ignore=shutil.ignore_patterns("reviews", ".risk-register-backups", "*.lock"),
+    )
+    config = load_config(project / "config.yaml")
+    before = config.risk_register_path.read_bytes()
+    first = pipeline.run(config, trigger="manual", run_id="first")
+    after_first = config.risk_register_path.read_bytes()
+    reviews_first = sorted(p.name for p in config.reviews_dir.glob("review-*.md"))
+    second = pipeline.run(config, trigger="manual", run_id="second")
+    return {
+        "config": config,
+        "before": before,
+        "after_first": after_first,
+        "after_second": config.risk_register_path.read_bytes(),
+        "first": first,
+        "second": second,
+        "reviews_first": reviews_first,
+        "reviews_second": sorted(
+            p.name for p in config.reviews_dir.glob("review-*.md")
+        ),
+    }
+
+
+def test_run_leaves_notebooks_html_charts_and_summary(two_runs):
+    run_dir = two_runs["config"].reports_dir / "first"
+    for name in pipeline.NOTEBOOKS:
+        assert (run_dir / name).exists()
+        html = (run_dir / name).with_suffix(".html").read_text(encoding="utf-8")
+        assert "stage_" not in html  # code cells are hidden from the report
+    assert len(list((run_dir / "charts").glob("*.png"))) == 5
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["outcome"] == "success"
+    assert summary["trigger"] == "manual"
+    assert set(summary["steps"]) >= {"01_reconciliation", "04_accuracy_metrics"}
+    assert summary["counts"]["incidents"] == two_runs["first"]["counts"]["incidents"]
+    assert list((run_dir / "reviews").glob("review-*.md"))
+
+
+def test_register_gets_a_realized_risk_and_a_new_risk(two_runs):
+    counts = two_runs["first"]["counts"]
+    assert counts["realized"] >= 1 and counts["risks_created"] >= 1
+    old = two_runs["before"].decode()
+    new = two_runs["after_first"].decode()
+    register = read_register(two_runs["config"].risk_register_path)
+    assert (register.risks["status"] == "Realized").sum() >= 1
+    assert len(register.risks) == 30 + counts["risks_created"]
+    # nothing deleted: every line of the old file is still there
+    old_lines = [line for line in old.splitlines() if "| Open |" not in line]
+    for line in old_lines:
+        assert line in new
+    assert re.search(r"\| R-031 \|", new)
+    assert "## Risk history" in new
+
+
+def test_every_incident_gets_one_review(two_runs):
+    counts = two_runs["first"]["counts"]
+    assert counts["reviews_written"] == counts["incidents"]
+    assert len(two_runs["reviews_first"]) == counts["incidents"]
+
+
+def test_second_run_on_the_same_inputs_changes_nothing(two_runs):
+    assert two_runs["after_second"] == two_runs["after_first"]
+    counts = two_runs["second"]["counts"]
+    assert counts["history_entries_added"] == 0
+    assert counts["risks_created"] == 0
+    assert counts["reviews_written"] == 0
+    assert two_runs["reviews_second"] == two_runs["reviews_first"]
+    assert counts["realized"] == two_runs["first"]["counts"]["realized"]
+
+
+def test_preview_shows_the_diff_and_writes_nothing(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    before = config.risk_register_path.read_bytes()
+    result = pipeline.preview(config, trigger="manual")
+    assert "+| R-031 |" in result["diff"].replace(" | ", " | ")
+    assert config.risk_register_path.read_bytes() == before
+    assert not config.reviews_dir.exists()
+    assert not config.reports_dir.exists()
+
+
+def test_unreadable_register_stops_before_anything_is_written(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    config.risk_register_path.write_text("# Risks\n\nNo table here.\n")
+    with pytest.raises(RiskAnalyticsError, match="risk-register.md"):
+        pipeline.run(config, trigger="manual")
+    assert not config.reports_dir.exists()
+    assert not config.reviews_dir.exists()
+    assert config.risk_register_path.read_text() == "# Risks\n\nNo table here.\n"
+
+
+def test_stage_outputs_are_reachable_without_a_kernel(sample_project, tmp_path):
+    config = load_config(sample_project / "config.yaml")
+    result = pipeline.stage_reconcile(config, tmp_path / "run")
+    assert set(result.reconciliation["outcome"]) <= {
+        "realized",
+        "new_risk",
+        "needs_review",
+    }
+    new = result.reconciliation[result.reconciliation["outcome"] == "new_risk"]
+    assert new["risk_id"].str.match(r"R-\d{3}").all()
+    assert Path(tmp_path / "run" / "reconciliation.csv").exists()
