@@ -84,16 +84,18 @@ OUTPUT_COLUMNS = [
     "decided_by",
 ]
 
-#: Incident fields and their weights; the root cause says most.
-INCIDENT_FIELDS = {"root_cause": 1.0, "impact": 0.5, "title": 0.6}
+#: Incident fields and their weights; the root cause says most. ``effect`` is
+#: the part of the root-cause text that describes consequences ("... caused
+#: EFFECT", "EFFECT due to ...").
+INCIDENT_FIELDS = {"root_cause": 1.0, "effect": 0.8, "impact": 0.5, "title": 0.6}
 
 #: Risk fields and their weights; ``consequence`` is the "resulting in ..." part.
 RISK_FIELDS = {
     "title": 0.8,
     "description": 1.0,
     "consequence": 0.45,
-    "mitigations": 0.35,
-    "category": 0.25,
+    "mitigations": 0.5,
+    "category": 0.35,
     "examples": 0.5,
 }
 
@@ -101,7 +103,7 @@ RISK_FIELDS = {
 BLEND = {"modes": 0.45, "words": 0.35, "chars": 0.20}
 
 #: A blended cosine of this value or more scores 100.
-_FULL_SCALE = 0.60
+_FULL_SCALE = 0.44
 
 _DOMAIN_STOP_WORDS = {
     "risk",
@@ -160,6 +162,18 @@ _CONSEQUENCE = re.compile(
     re.IGNORECASE,
 )
 _MODE_PREFIX = "fm:"
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+_CAUSE_THEN_EFFECT = re.compile(
+    r"\b(?:caused|causing|causes|led to|leading to|leads to|resulted in|"
+    r"resulting in|results in|triggered|triggering|took down|taking down|"
+    r"brought down|which meant|so that)\b",
+    re.IGNORECASE,
+)
+_EFFECT_THEN_CAUSE = re.compile(
+    r"\b(?:due to|because of|because|caused by|as a result of|triggered by|"
+    r"owing to|following|resulting from|after)\b",
+    re.IGNORECASE,
+)
 
 
 def _stem(token: str) -> str:
@@ -315,6 +329,23 @@ def _field_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(_field_text(v) for v in value)
     return str(value)
+
+
+def _cause_and_effect(text: str) -> tuple[str, str]:
+    """Split a root-cause text into cause and effect parts, sentence by sentence."""
+    causes, effects = [], []
+    for sentence in _SENTENCE.split(text):
+        forward = _CAUSE_THEN_EFFECT.search(sentence)
+        backward = _EFFECT_THEN_CAUSE.search(sentence)
+        if forward and (not backward or forward.start() <= backward.start()):
+            causes.append(sentence[: forward.start()])
+            effects.append(sentence[forward.end() :])
+        elif backward:
+            effects.append(sentence[: backward.start()])
+            causes.append(sentence[backward.end() :])
+        else:
+            causes.append(sentence)
+    return " ".join(causes), " ".join(effects)
 
 
 def _split_consequence(description: str) -> tuple[str, str]:
@@ -512,8 +543,8 @@ class Matcher:
         modes, words, texts = [], [], []
         for row in incidents.itertuples(index=False):
             m, w = {}, {}
-            for field in INCIDENT_FIELDS:
-                m[field], w[field] = self._analyse(_field_text(getattr(row, field, "")))
+            for field, text in _incident_fields(row).items():
+                m[field], w[field] = self._analyse(text)
             modes.append(m)
             words.append(w)
             texts.append(
@@ -564,8 +595,8 @@ class Matcher:
     def _evidence(self, row, risk_index: int, candidates) -> dict[str, Any]:
         inc_terms: dict[str, set[str]] = {}
         fields = {}
-        for field in INCIDENT_FIELDS:
-            m, w = self._analyse(_field_text(getattr(row, field, "")))
+        for field, text in _incident_fields(row).items():
+            m, w = self._analyse(text)
             inc_terms[field] = set(m) | set(w)
         risk_modes = self._risk_modes[:, [risk_index]]
         risk_words = self._risk_words[:, [risk_index]]
@@ -662,6 +693,16 @@ class Matcher:
         return _frame(records)
 
 
+def _incident_fields(row) -> dict[str, str]:
+    cause, effect = _cause_and_effect(_field_text(getattr(row, "root_cause", "")))
+    return {
+        "root_cause": cause,
+        "effect": effect,
+        "impact": _field_text(getattr(row, "impact", "")),
+        "title": _field_text(getattr(row, "title", "")),
+    }
+
+
 def _no_evidence() -> dict[str, Any]:
     return {
         "failure_modes": [],
@@ -716,7 +757,8 @@ def _normalise_incidents(incidents: pd.DataFrame) -> pd.DataFrame:
             frame = frame.rename(columns={"id": "incident_id"})
         else:
             frame = frame.assign(incident_id=[str(i) for i in range(len(frame))])
-    keep = ["incident_id", *[c for c in INCIDENT_FIELDS if c in frame.columns]]
+    fields = ("title", "root_cause", "impact")
+    keep = ["incident_id", *[c for c in fields if c in frame.columns]]
     return frame[keep].reset_index(drop=True)
 
 
@@ -806,5 +848,10 @@ def match_incidents(
     if decisions is not None and len(decisions):
         from riskanalytics.decisions import apply_decisions
 
-        result = apply_decisions(result, decisions, matcher=matcher)
+        result = apply_decisions(
+            result,
+            decisions,
+            matched_threshold=matcher.matched_threshold,
+            review_threshold=matcher.review_threshold,
+        )
     return result

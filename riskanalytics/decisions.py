@@ -1,0 +1,373 @@
+"""Analysts' match decisions, kept in ``match-decisions.yaml`` next to the register.
+
+The file is a YAML list; each entry is one decision about one incident::
+
+    - incident_id: PD-1234
+      action: confirm          # confirm | reject | redirect
+      risk_id: R-007           # confirm: optional (the best candidate);
+                               # reject: required; redirect: this or new_risk
+      new_risk: false          # redirect only: the incident is a new risk
+      by: alice                # optional
+      at: 2026-03-01T10:00:00Z # optional
+      note: lock on orders     # optional
+
+Entries apply in file order, so a later entry about the same incident refines an
+earlier one. A confirmation or a redirect always wins over the scores on every
+re-run; a rejection removes that risk from the incident's candidates and the
+incident is decided again on the candidates left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from filelock import FileLock
+
+from riskanalytics.exceptions import InputFormatError
+
+__all__ = [
+    "ACTIONS",
+    "Decision",
+    "Decisions",
+    "apply_decisions",
+    "load_decisions",
+    "record_decision",
+]
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("confirm", "reject", "redirect")
+_KEYS = {"incident_id", "action", "risk_id", "new_risk", "by", "at", "note"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One analyst decision about one incident."""
+
+    incident_id: str
+    action: str
+    risk_id: str | None = None
+    new_risk: bool = False
+    by: str | None = None
+    at: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """The decisions of one file, in file order."""
+
+    entries: tuple[Decision, ...] = ()
+    path: Path | None = field(default=None, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Decision]:
+        return iter(self.entries)
+
+    def for_incident(self, incident_id: str) -> list[Decision]:
+        """The decisions about one incident, in file order."""
+        return [d for d in self.entries if d.incident_id == str(incident_id)]
+
+    def outcomes(self) -> dict[str, tuple[str | None, str | None, set[str]]]:
+        """Per incident: final action (confirm/redirect or None), its risk, rejects."""
+        result: dict[str, tuple[str | None, str | None, set[str]]] = {}
+        for d in self.entries:
+            action, risk, rejected = result.get(d.incident_id, (None, None, set()))
+            rejected = set(rejected)
+            if d.action == "reject":
+                rejected.add(d.risk_id)
+                if risk == d.risk_id:
+                    action, risk = None, None
+            elif d.action == "confirm":
+                action, risk = "confirm", d.risk_id
+                rejected.discard(d.risk_id)
+            else:
+                action, risk = "redirect", None if d.new_risk else d.risk_id
+                rejected.discard(d.risk_id)
+            result[d.incident_id] = (action, risk, rejected)
+        return result
+
+    def examples(self, incidents: pd.DataFrame) -> dict[str, list[str]]:
+        """Texts of incidents analysts tied to a risk, ``risk_id`` to texts.
+
+        Used to add confirmed incidents to a risk's profile in the matcher.
+        """
+        if incidents is None or len(incidents) == 0:
+            return {}
+        id_column = "incident_id" if "incident_id" in incidents.columns else "id"
+        if id_column not in incidents.columns:
+            return {}
+        texts = {}
+        for row in incidents.itertuples(index=False):
+            parts = [
+                str(getattr(row, f))
+                for f in ("title", "root_cause", "impact")
+                if isinstance(getattr(row, f, None), str)
+            ]
+            texts[str(getattr(row, id_column))] = " ".join(parts)
+        examples: dict[str, list[str]] = {}
+        for incident_id, (_, risk, _) in self.outcomes().items():
+            if risk and incident_id in texts:
+                examples.setdefault(risk, []).append(texts[incident_id])
+        return examples
+
+
+def _parse_entry(path: Path, index: int, raw: Any) -> Decision:
+    where = f"{path}: entry {index}"
+    if not isinstance(raw, Mapping):
+        raise InputFormatError(
+            f"{where}: expected a mapping with incident_id and action, "
+            f"found {type(raw).__name__}"
+        )
+    unknown = set(map(str, raw)) - _KEYS
+    if unknown:
+        raise InputFormatError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; expected some of "
+            f"{', '.join(sorted(_KEYS))}"
+        )
+    incident_id = raw.get("incident_id")
+    if incident_id is None or str(incident_id).strip() == "":
+        raise InputFormatError(f"{where}: expected an incident_id, found none")
+    action = raw.get("action")
+    if action not in ACTIONS:
+        raise InputFormatError(
+            f"{where}: action must be one of {', '.join(ACTIONS)}, found {action!r}"
+        )
+    risk_id = raw.get("risk_id")
+    risk_id = None if risk_id is None else str(risk_id).strip() or None
+    new_risk = raw.get("new_risk", False)
+    if not isinstance(new_risk, bool):
+        raise InputFormatError(
+            f"{where}: new_risk must be true or false, found {new_risk!r}"
+        )
+    if action == "reject" and risk_id is None:
+        raise InputFormatError(
+            f"{where}: reject needs the risk_id rejected, found none"
+        )
+    if action == "redirect" and (risk_id is None) == (not new_risk):
+        raise InputFormatError(
+            f"{where}: redirect needs either a risk_id or new_risk: true, "
+            f"found risk_id={risk_id!r}, new_risk={new_risk!r}"
+        )
+    at = raw.get("at")
+    return Decision(
+        incident_id=str(incident_id).strip(),
+        action=action,
+        risk_id=risk_id,
+        new_risk=new_risk,
+        by=None if raw.get("by") is None else str(raw["by"]),
+        at=None
+        if at is None
+        else (at.isoformat() if hasattr(at, "isoformat") else str(at)),
+        note=None if raw.get("note") is None else str(raw["note"]),
+    )
+
+
+def load_decisions(path: str | Path | None) -> Decisions:
+    """Read analysts' decisions.
+
+    Parameters
+    ----------
+    path
+        The decisions YAML file; a missing file (or ``None``) means no decisions.
+
+    Returns
+    -------
+    Decisions
+        The entries in file order.
+
+    Raises
+    ------
+    InputFormatError
+        When the file is not YAML, not a list, or an entry is malformed; the
+        message names the file and the entry index (0-based).
+    """
+    if path is None:
+        return Decisions()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Decisions(path=path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"{path}: cannot be read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise InputFormatError(f"{path}:{where} not valid YAML: {exc}") from None
+    if raw is None:
+        return Decisions(path=path)
+    if not isinstance(raw, list):
+        raise InputFormatError(
+            f"{path}: expected a list of decisions, found {type(raw).__name__}"
+        )
+    entries = tuple(_parse_entry(path, i, e) for i, e in enumerate(raw))
+    log.debug("Loaded %d match decisions from %s", len(entries), path)
+    return Decisions(entries, path)
+
+
+def record_decision(
+    path: str | Path,
+    incident_id: str,
+    action: str,
+    risk_id: str | None = None,
+    *,
+    new_risk: bool = False,
+    by: str | None = None,
+    note: str | None = None,
+    at: dt.datetime | None = None,
+) -> Decision:
+    """Append one decision to the file, atomically and under a file lock.
+
+    Parameters
+    ----------
+    path
+        The decisions YAML file; created when missing.
+    incident_id, action, risk_id, new_risk, by, note
+        The decision (see the module docstring).
+    at
+        When it was made; now (UTC) by default.
+
+    Returns
+    -------
+    Decision
+        The decision as written.
+
+    Raises
+    ------
+    InputFormatError
+        When the decision is malformed or the existing file is.
+    """
+    path = Path(path)
+    when = (at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    raw = {"incident_id": str(incident_id), "action": action}
+    if risk_id is not None:
+        raw["risk_id"] = str(risk_id)
+    if new_risk:
+        raw["new_risk"] = True
+    raw.update({k: v for k, v in (("by", by), ("at", when), ("note", note)) if v})
+
+    with FileLock(str(path) + ".lock"):
+        existing = load_decisions(path)
+        decision = _parse_entry(path, len(existing), raw)
+        entries = [
+            {k: v for k, v in asdict(d).items() if v not in (None, False)}
+            for d in (*existing.entries, decision)
+        ]
+        text = yaml.safe_dump(entries, sort_keys=False, allow_unicode=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    log.info(
+        "Recorded %s of %s for incident %s in %s", action, risk_id, incident_id, path
+    )
+    return decision
+
+
+def _parse_candidates(text: Any) -> list[tuple[str, float]]:
+    if not isinstance(text, str) or not text:
+        return []
+    out = []
+    for part in text.split(";"):
+        risk, _, score = part.rpartition(":")
+        out.append((risk, float(score)))
+    return out
+
+
+def _decide(score: float, matched: float, review: float) -> str:
+    if score >= matched:
+        return "matched"
+    return "review" if score >= review else "new"
+
+
+def apply_decisions(
+    matches: pd.DataFrame,
+    decisions: Decisions,
+    *,
+    matched_threshold: float = 55.0,
+    review_threshold: float = 35.0,
+) -> pd.DataFrame:
+    """Apply analysts' decisions on top of scored matches.
+
+    Parameters
+    ----------
+    matches
+        The match table from :func:`riskanalytics.match.match_incidents`.
+    decisions
+        The analysts' decisions.
+    matched_threshold, review_threshold
+        Thresholds (0 to 100) used to re-decide an incident after a rejection.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``matches``: confirmed and redirected incidents are
+        ``matched`` to the analyst's risk (or ``new``), rejected risks are gone
+        from ``candidates``; ``decided_by`` is ``"analyst"`` on changed rows.
+    """
+    result = matches.copy()
+    if "decided_by" not in result.columns:
+        result["decided_by"] = pd.Series("score", index=result.index, dtype="string")
+    outcomes = decisions.outcomes()
+    if not outcomes or len(result) == 0:
+        return result
+
+    for idx in result.index[result["incident_id"].astype(str).isin(outcomes)]:
+        action, risk, rejected = outcomes[str(result.at[idx, "incident_id"])]
+        candidates = [
+            (r, s)
+            for r, s in _parse_candidates(result.at[idx, "candidates"])
+            if r not in rejected
+        ]
+        scores = dict(candidates)
+        if action == "confirm" and risk is None:
+            risk = candidates[0][0] if candidates else None
+        if action in ("confirm", "redirect"):
+            if risk is None:
+                decision, score = "new", (candidates[0][1] if candidates else 0.0)
+            else:
+                decision, score = (
+                    "matched",
+                    scores.get(risk, float(result.at[idx, "match_score"])),
+                )
+                candidates = [(risk, score)] + [c for c in candidates if c[0] != risk]
+        else:
+            score = candidates[0][1] if candidates else 0.0
+            decision = _decide(score, matched_threshold, review_threshold)
+            risk = candidates[0][0] if decision == "matched" else None
+        result.at[idx, "risk_id"] = risk if decision == "matched" else pd.NA
+        result.at[idx, "decision"] = decision
+        result.at[idx, "match_score"] = float(score)
+        result.at[idx, "candidates"] = ";".join(f"{r}:{s:.1f}" for r, s in candidates)
+        result.at[idx, "decided_by"] = "analyst"
+        evidence = result.at[idx, "evidence"]
+        if isinstance(evidence, dict):
+            notes = [
+                {k: v for k, v in asdict(d).items() if v not in (None, False)}
+                for d in decisions.for_incident(str(result.at[idx, "incident_id"]))
+            ]
+            result.at[idx, "evidence"] = {**evidence, "analyst": notes}
+    log.info(
+        "Applied analysts' decisions to %d incidents",
+        int((result["decided_by"] == "analyst").sum()),
+    )
+    return result
