@@ -490,12 +490,15 @@ def _attach(frame: pd.DataFrame, attachments: list[dict[str, Any]]) -> pd.DataFr
             )
             continue
         at = target[0]
-        cause = extra.get("root_cause")
         current = frame.at[at, "root_cause"]
-        if cause and (pd.isna(current) or cause not in current):
-            frame.at[at, "root_cause"] = (
-                cause if pd.isna(current) else f"{current}; {cause}"
-            )
+        known = "" if pd.isna(current) else str(current)
+        parts = [
+            part
+            for part in str(extra.get("root_cause") or "").split("; ")
+            if part and part not in known
+        ]
+        if parts:
+            frame.at[at, "root_cause"] = "; ".join([known, *parts] if known else parts)
         start = extra.get("started_at")
         if start is not None and (
             pd.isna(frame.at[at, "started_at"]) or start < frame.at[at, "started_at"]
