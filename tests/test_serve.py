@@ -415,3 +415,51 @@ def test_failing_run_is_set_aside_and_the_next_one_runs(
     [failed] = list((queue_dir / "failed").iterdir())
     assert "--alertmanager--resolved" in failed.name
     assert "register is locked" in caplog.text
+
+
+# -- deploy files -------------------------------------------------------------
+
+DEPLOY = Path(__file__).parent.parent / "deploy"
+
+
+def _weekly_commands() -> dict[str, str]:
+    found = {}
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if "riskanalytics run " in line and not line.lstrip().startswith("#"):
+                    command = line[line.index("riskanalytics run ") :]
+                    found[path.name] = command.split(">>")[0].split("||")[0]
+    return found
+
+
+def test_deploy_files_all_run_the_same_weekly_command():
+    import shlex
+
+    from riskanalytics.cli import cli
+
+    commands = _weekly_commands()
+
+    assert set(commands) == {
+        "riskanalytics",
+        "riskanalytics-weekly.service",
+        "weekly.yml",
+    }
+    for name, command in commands.items():
+        args = shlex.split(command)[2:]
+        context = cli.commands["run"].make_context("run", args)
+        assert context.params["trigger"] == "weekly", name
+        assert context.params["config_path"].name == "config.yaml", name
+
+
+def test_deploy_schedules_agree_on_monday_morning():
+    import yaml
+
+    cron = (DEPLOY / "cron" / "riskanalytics").read_text()
+    timer = (DEPLOY / "systemd" / "riskanalytics-weekly.timer").read_text()
+    workflow = yaml.safe_load((DEPLOY / "github-actions" / "weekly.yml").read_text())
+
+    assert "\n30 6 * * 1 " in cron
+    assert "OnCalendar=Mon *-*-* 06:30:00" in timer
+    # YAML 1.1 reads the key "on" as True.
+    assert workflow[True]["schedule"] == [{"cron": "30 6 * * 1"}]
