@@ -164,6 +164,14 @@ def _time(value: Any) -> str:
     return stamp.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _score(value: Any) -> str:
+    text = _text(value)
+    try:
+        return f"{float(text):g}" if text else ""
+    except ValueError:
+        return text
+
+
 def _flag(value: Any) -> bool:
     return _text(value).lower() in {"true", "1", "yes"}
 
@@ -208,7 +216,7 @@ def _reconciliation_fact(row: pd.Series) -> Fact | None:
     risk_id = _text(row.get("risk_id"))
     description = _text(row.get("risk_description")) or "(no description)"
     review = _review_line(row)
-    score = _text(row.get("match_score"))
+    score = _score(row.get("match_score"))
 
     if outcome == "realized":
         verdict = _text(row.get("mitigation_verdict")) or "unknown"
@@ -596,6 +604,7 @@ def send_messages(
     """
     report = NotifyReport()
     state_path = Path(state_path)
+    started = time.monotonic()
 
     if dry_run:
         sent_before = _read_state(state_path, repair=False)
@@ -646,10 +655,11 @@ def send_messages(
                 )
 
     log.info(
-        "Notifications: %d sent, %d already sent, %d failed",
+        "Notifications: %d sent, %d already sent, %d failed in %.1f s",
         len(report.sent),
         len(report.skipped_already_sent),
         len(report.failed),
+        time.monotonic() - started,
     )
     return report
 

@@ -99,6 +99,11 @@ def _secret(name: str, endpoint: str) -> bytes:
     return value.encode("utf-8")
 
 
+def _same(expected: str, offered: str) -> bool:
+    """Constant-time comparison that also copes with non-ASCII header values."""
+    return hmac.compare_digest(expected.encode("utf-8"), offered.encode("utf-8"))
+
+
 def _hex_hmac(secret: bytes, body: bytes) -> str:
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
@@ -108,7 +113,7 @@ def _check_pagerduty(request: Request, body: bytes) -> None:
     expected = "v1=" + _hex_hmac(secret, body)
     header = request.headers.get("x-pagerduty-signature", "")
     offered = [s.strip() for s in header.split(",") if s.strip()]
-    if not any(hmac.compare_digest(expected, s) for s in offered):
+    if not any(_same(expected, s) for s in offered):
         raise _Refused(401, "X-PagerDuty-Signature missing or wrong")
 
 
@@ -116,7 +121,7 @@ def _check_github(request: Request, body: bytes) -> None:
     secret = _secret("GITHUB_WEBHOOK_SECRET", "GitHub")
     expected = "sha256=" + _hex_hmac(secret, body)
     offered = request.headers.get("x-hub-signature-256", "").strip()
-    if not hmac.compare_digest(expected, offered):
+    if not _same(expected, offered):
         raise _Refused(401, "X-Hub-Signature-256 missing or wrong")
 
 
@@ -125,9 +130,7 @@ def _check_token(request: Request, body: bytes) -> None:
     if not token:
         return
     scheme, _, offered = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        offered.strip().encode("utf-8"), token.encode("utf-8")
-    ):
+    if scheme.lower() != "bearer" or not _same(token, offered.strip()):
         raise _Refused(401, "Authorization: Bearer token missing or wrong")
 
 

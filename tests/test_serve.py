@@ -154,8 +154,8 @@ def test_pagerduty_resolved_with_good_signature_queues_resolved_run(service):
 
 @pytest.mark.parametrize(
     "header",
-    [None, "v1=" + "0" * 64, "sha256=abc", "v1=" + "f" * 63],
-    ids=["missing", "wrong", "other-scheme", "truncated"],
+    [None, "v1=" + "0" * 64, "sha256=abc", "v1=" + "f" * 63, b"v1=\xe9"],
+    ids=["missing", "wrong", "other-scheme", "truncated", "non-ascii"],
 )
 def test_pagerduty_bad_signature_is_refused(service, header):
     server, recorder, queue_dir = service
