@@ -237,6 +237,9 @@ def stable_hash(*parts: Any, length: int = 10) -> str:
 _EPOCH = pd.Timestamp(0, tz="UTC")
 _NOT_ENDED = re.compile(r"^0001-01-01")
 _HAS_ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d|\b[A-Z]{3,4})$")
+_ISO = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d\d:?\d\d)?$"
+)
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(.*)$")
 
 
@@ -275,9 +278,14 @@ def parse_time(value: Any, tz: ZoneInfo | str = "UTC") -> pd.Timestamp | None:
         month, day, year, rest = us.groups()
         text = f"{year}-{int(month):02d}-{int(day):02d}{rest}"
     try:
-        stamp = pd.Timestamp(dateparser.parse(text))
-    except (ValueError, OverflowError, TypeError) as exc:
-        raise ValueError(f"expected a date and time, found {value!r}") from exc
+        stamp = pd.Timestamp(text) if _ISO.match(text) else None
+    except ValueError:
+        stamp = None
+    if stamp is None:
+        try:
+            stamp = pd.Timestamp(dateparser.parse(text))
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise ValueError(f"expected a date and time, found {value!r}") from exc
     return _localize(stamp, tz)
 
 

@@ -11,11 +11,11 @@ kubernetes-failure-stories README (``k8s-failure-stories``)
     and ``impact:`` sub-bullets. Id ``k8s-<hash of url>``.
 cloud_incidents.csv (``cloud-incidents``)
     Its own columns; ``date`` starts the incident, ``duration_minutes`` ends
-    it. Id is the file's ``id`` (``aws-2``).
+    it. Id ``cloud-<the file's id>`` (``cloud-aws-2``).
 ISSRE'22 anomaly collection JSON (``issre``)
     An object keyed by incident id; ``time`` is ``MM/DD/YYYY``, ``duration``
     minutes; keys contain spaces and ``manifestation`` mixes strings and
-    objects.
+    objects. Id ``issre-<key>`` (``issre-aws-1``).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def _cloud_row(row: dict, ctx: ReadContext, where: str) -> dict[str, Any]:
     cause = " / ".join(layer for layer in layers if layer)
     summary = text_or_none(row.get("summary"))
     return {
-        "incident_id": key,
+        "incident_id": f"cloud-{key}",
         "source": "cloud-incidents",
         "title": text_or_none(row.get("title")),
         "root_cause": f"{cause}: {summary}" if cause and summary else cause or summary,
@@ -243,7 +243,7 @@ def _issre_item(key: str, item: Any, ctx: ReadContext) -> dict[str, Any]:
     if details:
         root = f"{root}: {details}" if root else details
     return {
-        "incident_id": key,
+        "incident_id": f"issre-{key}",
         "source": "issre",
         "title": text_or_none(item.get("title")),
         "root_cause": root or text_or_none(item.get("summary")),

@@ -49,7 +49,7 @@ def read_pagerduty(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     for label, body in read_json_records(path, ctx):
         for where, item in _items(label, body):
             try:
-                records.append(item(ctx))
+                record = item(ctx)
             except (
                 RecordError,
                 KeyError,
@@ -58,6 +58,10 @@ def read_pagerduty(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
                 AttributeError,
             ) as exc:
                 ctx.skip(path, where, f"not a PagerDuty incident: {exc}")
+                continue
+            if record is not None:
+                record["_record"] = where
+                records.append(record)
     return records
 
 
@@ -117,12 +121,15 @@ def _severity(data: dict) -> str | None:
     return _ref_summary(data.get("priority")) or text_or_none(data.get("urgency"))
 
 
-def _from_v3(event: dict, ctx: ReadContext) -> dict[str, Any]:
+def _from_v3(event: dict, ctx: ReadContext) -> dict[str, Any] | None:
+    if event.get("resource_type", "incident") != "incident":
+        log.debug(
+            "PagerDuty %s event is not about an incident", event.get("event_type")
+        )
+        return None
     data = event["data"]
     if not isinstance(data, dict):
         raise RecordError("'event.data' is not an object")
-    if event.get("resource_type", "incident") != "incident":
-        raise RecordError(f"resource_type {event.get('resource_type')!r} ignored")
     kind = str(event.get("event_type", ""))
     occurred = parse_time(event.get("occurred_at"), ctx.tz)
     status = str(data.get("status") or "")

@@ -303,7 +303,7 @@ def read_jsonl_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     for label, value in read_json_records(path, ctx):
         items = (
             [(f"[{i}]", v) for i, v in enumerate(value)]
-            if isinstance(value, list)
+            if isinstance(value, list) and label == "document"
             else [(label, value)]
         )
         for where, item in items:
