@@ -299,9 +299,11 @@ def _from_epoch(number: float) -> pd.Timestamp:
         unit = "ms"
     else:
         unit = "s"
-    if unit == "ns" and isinstance(number, int):
-        return pd.Timestamp(number, unit="ns", tz="UTC")
-    return pd.Timestamp(number, unit=unit, tz="UTC")
+    try:
+        stamp = pd.Timestamp(number, unit=unit, tz="UTC")
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise ValueError(f"epoch time {number!r} is out of range") from exc
+    return _localize(stamp, ZoneInfo("UTC"))
 
 
 def _localize(stamp: pd.Timestamp, tz: ZoneInfo) -> pd.Timestamp:

@@ -69,6 +69,14 @@ _CHUNK = 100_000
 _TEXT_FIELDS = ("alertname", "service", "severity", "summary", "description")
 
 
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 class _Columns:
     """Column lists for one chunk of alerts, turned into a frame when full."""
 
@@ -110,24 +118,30 @@ class _Columns:
             service = labels.get(name)
             if service:
                 break
-        lists = self.lists
-        lists["alertname"].append(labels.get("alertname"))
-        lists["service"].append(service)
-        lists["severity"].append(labels.get("severity"))
-        lists["summary"].append(annotations.get("summary"))
-        lists["description"].append(
-            annotations.get("description") or annotations.get("message")
+        try:
+            identity = hash(
+                (alert.get("fingerprint"), frozenset(labels.items()), starts)
+            )
+        except TypeError:
+            identity = hash((str(alert.get("fingerprint")), repr(labels), starts))
+
+        # every value is checked before any column grows, so columns stay aligned
+        values = (
+            _text(labels.get("alertname")),
+            _text(service),
+            _text(labels.get("severity")),
+            _text(annotations.get("summary")),
+            _text(annotations.get("description") or annotations.get("message")),
+            *[_text(labels.get(key)) for key in self.keys],
+            _text(status),
+            starts,
+            _text(alert.get("endsAt")),
+            identity,
+            source,
+            record,
         )
-        for key in self.keys:
-            lists[f"label:{key}"].append(labels.get(key))
-        lists["status"].append(status)
-        lists["starts_at"].append(starts)
-        lists["ends_at"].append(alert.get("endsAt"))
-        lists["identity"].append(
-            hash((alert.get("fingerprint"), frozenset(labels.items()), starts))
-        )
-        lists["source"].append(source)
-        lists["record"].append(record)
+        for column, value in zip(self.lists.values(), values, strict=True):
+            column.append(value)
 
     def flush(self, path: Path, ctx: ReadContext) -> None:
         if not len(self):
