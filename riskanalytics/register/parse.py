@@ -188,6 +188,11 @@ def cell_spans(content: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _ends_with_pipe(content: str) -> bool:
+    stripped = content.rstrip()
+    return stripped.endswith("|") and not stripped.endswith("\\|")
+
+
 def unescape_cell(raw: str) -> str:
     """A cell's text: stripped, with ``\\|`` turned back into ``|``."""
     return raw.strip().replace("\\|", "|")
@@ -403,6 +408,7 @@ def _pipe_tables(lines: list[str], tokens) -> list[Table]:
             delimiter_line=start + 1,
             end_line=start + 1,
         )
+        open_end = not _ends_with_pipe(content)
         for row in row_starts:
             if row >= end:
                 break
@@ -410,6 +416,13 @@ def _pipe_tables(lines: list[str], tokens) -> list[Table]:
             if "|" not in body.replace("\\|", ""):
                 break  # prose right under the table
             row_spans = cell_spans(body)
+            if (
+                open_end
+                and len(row_spans) == header_count - 1
+                and _ends_with_pipe(body)
+            ):
+                # Without outer pipes, "a | b |" is how an empty last cell is written.
+                row_spans.append((len(body.rstrip()), len(body.rstrip())))
             table.rows.append(row)
             table.spans.append(row_spans)
             table.values.append([unescape_cell(body[a:b]) for a, b in row_spans])

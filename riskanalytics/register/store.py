@@ -142,7 +142,15 @@ def apply_update(
         ) from None
 
 
+def _remove_stale_temps(path: Path) -> None:
+    # Holding the lock, any temporary file of ours is left by a writer that died.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        log.warning("removing %s, left by an update that was interrupted", stale)
+        stale.unlink(missing_ok=True)
+
+
 def _apply_locked(path, realizations, new_risks, *, run_id, backup_dir):
+    _remove_stale_temps(path)
     for attempt in range(1, _ATTEMPTS + 1):
         register = read_register(path)
         update = plan_update(register, realizations, new_risks, run_id=run_id)
