@@ -511,3 +511,22 @@ def test_register_history_heading_without_table_gets_one(tmp_path):
     assert text.count("## Risk history") == 1
     assert text.index("| Date | Risk |") < text.index("Nothing yet.")
     assert "| R-01 | Disk | Realized |" in text
+
+
+def test_register_update_through_a_symlink_keeps_the_link(tmp_path):
+    real = copy_fixture(tmp_path, "platform_risk_register.md")
+    link = tmp_path / "link.md"
+    link.symlink_to(real)
+
+    apply_update(link, [realization("R-001")], [], backup_dir=tmp_path / "b")
+
+    assert link.is_symlink()
+    assert "| Realized |" in real.read_text(encoding="utf-8")
+
+
+def test_register_history_date_may_be_missing():
+    register = read_register(FIXTURES / "platform_risk_register.md")
+    event = realization("R-001")
+    event.date = pd.NaT
+    update = plan_update(register, [event], [])
+    assert "\n|  | R-001 | realized | INC-200 |" in update.new_text

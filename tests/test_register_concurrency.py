@@ -17,6 +17,7 @@ from riskanalytics.register import (
     apply_update,
     plan_update,
     read_register,
+    store,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "register"
@@ -150,3 +151,61 @@ def test_register_writer_killed_leaves_old_or_new_file(tmp_path):
     assert outcomes["old"] + outcomes["new"] == KILLS
     assert outcomes["old"] > 0  # some kills landed before the write
     print(f"writer killed {KILLS} times: {outcomes}, one update {duration:.3f} s")
+
+
+def run_update_pausing(path, point, ready):
+    """One update that stops at ``point`` and waits there to be killed."""
+
+    def pause():
+        ready.set()
+        time.sleep(30)
+
+    if point == "temp half written":
+
+        def write_half(target, data):
+            partial = target.parent / f".{target.name}.partial.tmp"
+            with open(partial, "wb") as handle:
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+            pause()
+
+        store._write_temp = write_half
+    elif point == "before replace":
+        real_replace = os.replace
+
+        def replace_later(src, dst):
+            if Path(dst) == path:
+                pause()
+            real_replace(src, dst)
+
+        store.os.replace = replace_later
+    elif point == "after replace":
+        store._fsync_dir = lambda folder: pause()
+    run_one_update(path)
+
+
+@pytest.mark.parametrize(
+    ("point", "expected"),
+    [("temp half written", "old"), ("before replace", "old"), ("after replace", "new")],
+)
+def test_register_writer_killed_at_each_step(tmp_path, point, expected):
+    path = tmp_path / "risk-register.md"
+    shutil.copyfile(FIXTURES / "platform_risk_register.md", path)
+    old = path.read_bytes()
+    realized, created = events(99, 0)
+    new = plan_update(read_register(path), realized, created, run_id="killed")
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+
+    writer = context.Process(target=run_update_pausing, args=(path, point, ready))
+    writer.start()
+    assert ready.wait(30)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join(10)
+
+    versions = {"old": old, "new": new.new_text.encode("utf-8")}
+    assert path.read_bytes() == versions[expected]
+    read_register(path)
+    apply_update(path, realized, created, run_id="killed", lock_timeout=5)
+    assert path.read_bytes() == versions["new"]
+    assert not list(tmp_path.glob(".risk-register.md.*.tmp"))

@@ -234,9 +234,10 @@ class Table:
     """One table found in the file: its lines and, per row, its cells.
 
     Line numbers are 0-based indexes into :func:`split_lines` of the text
-    without its byte-order mark. ``cells[i]`` holds ``(start, end)`` offsets of
-    each cell in row ``rows[i]``'s line (pipe tables) or the cell texts
-    (HTML tables, which are read but written only by appending rows).
+    without its byte-order mark. ``values[i]`` holds the cell texts of row
+    ``rows[i]``; for pipe tables ``spans[i]`` holds where each cell sits in that
+    line, ``(start, end)``, so that one cell can be rewritten in place. HTML
+    tables are read, and written only by appending rows after ``row_ends[-1]``.
     """
 
     kind: str  # "pipe" or "html"
@@ -328,7 +329,6 @@ class _HtmlTableParser(HTMLParser):
         self._cell: list[str] | None = None
         self._row: list[str] | None = None
         self._row_line = 0
-        self._in_head_row = False
 
     def handle_starttag(self, tag, attrs):
         line = self.getpos()[0] - 1
@@ -350,7 +350,6 @@ class _HtmlTableParser(HTMLParser):
             self._cell = []
             if tag == "th" and not self._stack[-1]["header"]:
                 self._stack[-1]["header_line"] = line
-            self._in_head_row = tag == "th"
         elif tag == "br" and self._cell is not None:
             self._cell.append(" ")
 

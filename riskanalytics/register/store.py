@@ -123,6 +123,8 @@ def apply_update(
         was being written.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()  # replace the file linked to, keep the link
     realizations = list(realizations)
     new_risks = list(new_risks)
     if dry_run:

@@ -203,7 +203,7 @@ def _short_title(text: str, limit: int = 60) -> str:
 
 
 def _date_text(value) -> str:
-    if value is None:
+    if value is None or value != value:  # None, NaT
         return ""
     try:
         return value.strftime("%Y-%m-%d")
