@@ -530,3 +530,48 @@ def test_register_history_date_may_be_missing():
     event.date = pd.NaT
     update = plan_update(register, [event], [])
     assert "\n|  | R-001 | realized | INC-200 |" in update.new_text
+
+
+def test_register_skips_code_blocks_and_legend_tables(tmp_path):
+    path = tmp_path / "register.md"
+    path.write_text(
+        "# Register\n\nExample of the format:\n\n```markdown\n"
+        "| ID | Risk | Status |\n|---|---|---|\n| X-1 | Example only | Open |\n```\n\n"
+        "| Level | Likelihood | Impact |\n|---|---|---|\n| 1 | Rare | Minor |\n\n"
+        "| **Risk ID** | Risk description | Status |\n|:--|:--|:--|\n"
+        "| [R-7](risks/r7.md) | Disk fills | Open |\n",
+        encoding="utf-8",
+    )
+    register = read_register(path)
+    assert list(register.risks["risk_id"]) == ["R-7"]
+    assert register.risks["line"].iloc[0] == 17
+    update = plan_update(register, [realization("R-7")], [new_risk()])
+    assert "| R-8 | Kafka broker disk fills up | Open |" in update.new_text
+    assert "| [R-7](risks/r7.md) | Disk fills | Realized |" in update.new_text
+
+
+def test_register_turing_table_updates_once_ids_are_added(tmp_path):
+    # The real table has no IDs; add them the way the error message suggests.
+    lines = (FIXTURES / "turing_no_leading_pipes_no_id.md").read_text("utf-8")
+    lines = lines.splitlines(keepends=True)
+    lines[6] = "ID | " + lines[6]
+    lines[7] = "-- |" + lines[7]
+    for n, i in enumerate(range(8, 13), start=1):
+        lines[i] = f"DSH-{n} | " + lines[i]
+    path = tmp_path / "risk_register.md"
+    path.write_text("".join(lines), encoding="utf-8")
+    before = path.read_text(encoding="utf-8")
+
+    register = read_register(path)
+    apply_update(path, [realization("DSH-2")], [new_risk()], backup_dir=tmp_path)
+    after = path.read_text(encoding="utf-8")
+
+    assert register.columns["impact"] == "Severity"
+    assert register.columns["description"] == "Description"
+    assert register.risks["title"].iloc[0] == "Azure Platform Compromise"
+    assert register.rating("DSH-1") == 5
+    assert after.startswith(before)
+    assert (
+        "\nDSH-6 | Kafka broker disk fills up | Kafka broker disk fills up | " in after
+    )
+    assert "| Likely | Major |  |\n" in after  # Score left empty, trailing pipe kept

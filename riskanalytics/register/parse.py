@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -788,16 +789,18 @@ def read_register(path: str | Path, *, scales: dict | None = None) -> Register:
         file and line.
     """
     path = Path(path)
+    started = time.perf_counter()
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RegisterFormatError(f"{path}: cannot read the register: {exc}") from exc
     register = parse_register(path, _decode(path, data), scales)
     log.info(
-        "read %d risks and %d history rows from %s",
+        "read %d risks and %d history rows from %s in %.2f s",
         len(register.risks),
         len(register.history),
         path,
+        time.perf_counter() - started,
     )
     return register
 

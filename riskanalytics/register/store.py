@@ -15,6 +15,7 @@ import logging
 import os
 import stat
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -130,18 +131,23 @@ def apply_update(
     if dry_run:
         return plan_update(read_register(path), realizations, new_risks, run_id=run_id)
 
+    started = time.perf_counter()
     lock = FileLock(str(lock_path(path)), timeout=lock_timeout)
     try:
         with lock:
-            return _apply_locked(
+            update = _apply_locked(
                 path, realizations, new_risks, run_id=run_id, backup_dir=backup_dir
             )
     except Timeout:
         raise RegisterConflictError(
-            f"{path}: another update holds {lock_path(path)}; waited "
-            f"{lock_timeout} s. Expected it to finish; if no run is active, the "
-            "lock is stale and can be removed"
+            f"{path}: another run holds the update lock {lock_path(path)}; "
+            f"waited {lock_timeout} s for it to finish. Nothing was written; run "
+            "again once the other update is done"
         ) from None
+    log.info(
+        "register update of %s done in %.2f s", path, time.perf_counter() - started
+    )
+    return update
 
 
 def _remove_stale_temps(path: Path) -> None:
