@@ -80,6 +80,7 @@ class ReadContext:
     grouping_by: tuple[str, ...] = ("alertname", "service")
     grouping_window_minutes: float = 60.0
     skipped: list[SkippedRecord] = field(default_factory=list)
+    quiet: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -95,7 +96,8 @@ class ReadContext:
         message = f"{path}: record {record}: {reason}"
         if self.strict:
             raise InputFormatError(message)
-        log.warning("Skipped %s", message)
+        if not self.quiet:
+            log.warning("Skipped %s", message)
         self.skipped.append(SkippedRecord(str(path), str(record), reason))
 
 

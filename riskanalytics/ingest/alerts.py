@@ -22,19 +22,23 @@ Grouping rule
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from riskanalytics.exceptions import InputFormatError
 from riskanalytics.ingest._common import (
     AlertBatch,
     ReadContext,
     RecordError,
-    iter_json_lines,
     load_json,
     normalize_frame,
     parse_times,
@@ -65,8 +69,20 @@ _SEVERITY_RANK = {
     "info": 1,
     "none": 0,
 }
-_CHUNK = 100_000
+_CHUNK = 200_000
+#: JSON lines files get one reading process per this many bytes, up to the CPUs.
+PARALLEL_BYTES = 64 * 1024 * 1024
 _TEXT_FIELDS = ("alertname", "service", "severity", "summary", "description")
+_ROW_FIELDS = (
+    *_TEXT_FIELDS,
+    "status",
+    "starts_at",
+    "ends_at",
+    "zoned",
+    "identity",
+    "line",
+    "position",
+)
 
 
 def _text(value: Any) -> str | None:
@@ -77,94 +93,133 @@ def _text(value: Any) -> str | None:
     return None
 
 
-class _Columns:
-    """Column lists for one chunk of alerts, turned into a frame when full."""
+def _checked_row(alert: Any, extra: Sequence[str]) -> tuple:
+    """The row of one alert, every value checked (the slow path, for odd input)."""
+    if not isinstance(alert, dict):
+        raise RecordError("expected an alert object")
+    labels = alert.get("labels")
+    if not isinstance(labels, dict):
+        raise RecordError("expected 'labels' to be an object")
+    annotations = alert.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = {}
+    starts = alert.get("startsAt")
+    if not isinstance(starts, str) or len(starts) < 10:
+        raise RecordError(f"expected 'startsAt' to be a time, found {starts!r}")
+    status = alert.get("status")
+    if isinstance(status, dict):
+        status = status.get("state")
+    service = next((labels[n] for n in SERVICE_LABELS if labels.get(n)), None)
+    ends = _text(alert.get("endsAt"))
+    if ends is not None and (len(ends) < 10 or ends.startswith("0")):
+        ends = None
+    identity = hash(
+        (str(alert.get("fingerprint")), starts, repr(sorted(map(str, labels.items()))))
+    )
+    return (
+        _text(labels.get("alertname")),
+        _text(service),
+        _text(labels.get("severity")),
+        _text(annotations.get("summary")),
+        _text(annotations.get("description") or annotations.get("message")),
+        _text(status),
+        starts,
+        ends,
+        starts[-1] == "Z" or starts[-6] in "+-",
+        identity,
+        *[_text(labels.get(key)) for key in extra],
+    )
+
+
+class _Rows:
+    """Rows of alerts, turned into a columnar frame every ``_CHUNK`` rows."""
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.keys = [k for k in keys if k not in ("alertname", "service")]
-        self.lists: dict[str, list] = {
-            name: []
-            for name in (
-                *_TEXT_FIELDS,
-                *[f"label:{k}" for k in self.keys],
-                "status",
-                "starts_at",
-                "ends_at",
-                "identity",
-                "source",
-                "record",
-            )
-        }
+        self.rows: list[tuple] = []
         self.frames: list[pd.DataFrame] = []
 
-    def __len__(self) -> int:
-        return len(self.lists["status"])
-
-    def add(self, alert: dict, source: str, record: str) -> None:
-        labels = alert.get("labels")
-        if not isinstance(labels, dict):
-            raise RecordError("expected 'labels' to be an object")
-        annotations = alert.get("annotations")
-        if not isinstance(annotations, dict):
-            annotations = {}
-        starts = alert.get("startsAt")
-        if not isinstance(starts, str):
-            raise RecordError(f"expected 'startsAt' to be a time, found {starts!r}")
-        status = alert.get("status")
-        if isinstance(status, dict):
-            status = status.get("state")
-        service = None
-        for name in SERVICE_LABELS:
-            service = labels.get(name)
-            if service:
-                break
-        try:
-            identity = hash(
-                (alert.get("fingerprint"), frozenset(labels.items()), starts)
-            )
-        except TypeError:
-            identity = hash((str(alert.get("fingerprint")), repr(labels), starts))
-
-        # every value is checked before any column grows, so columns stay aligned
-        values = (
-            _text(labels.get("alertname")),
-            _text(service),
-            _text(labels.get("severity")),
-            _text(annotations.get("summary")),
-            _text(annotations.get("description") or annotations.get("message")),
-            *[_text(labels.get(key)) for key in self.keys],
-            _text(status),
-            starts,
-            _text(alert.get("endsAt")),
-            identity,
-            source,
-            record,
-        )
-        for column, value in zip(self.lists.values(), values, strict=True):
-            column.append(value)
+    def add_body(self, alerts: list, line: int, path: Path, ctx: ReadContext) -> None:
+        rows = self.rows
+        keys = self.keys
+        for position, alert in enumerate(alerts):
+            try:
+                # fast path for well-formed alerts; anything odd takes the slow one
+                # (values of the wrong type are cleaned when the chunk is built)
+                labels = alert["labels"]
+                starts = alert["startsAt"]
+                annotations = alert.get("annotations") or {}
+                ends = alert.get("endsAt")
+                if ends is not None and ends[0] == "0":
+                    ends = None
+                row = (
+                    labels.get("alertname"),
+                    labels.get("service")
+                    or next((labels[n] for n in SERVICE_LABELS if labels.get(n)), None),
+                    labels.get("severity"),
+                    annotations.get("summary"),
+                    annotations.get("description") or annotations.get("message"),
+                    alert.get("status"),
+                    starts,
+                    ends,
+                    starts[-1] == "Z" or starts[-6] in "+-",
+                    hash((alert.get("fingerprint"), starts, tuple(labels.items()))),
+                    line,
+                    position,
+                )
+                if keys:
+                    row += tuple(labels.get(key) for key in keys)
+            except (KeyError, TypeError, IndexError, AttributeError):
+                try:
+                    row = _checked_row(alert, keys)
+                except RecordError as exc:
+                    where = f"line {line}" if line else "document"
+                    ctx.skip(path, f"{where} alerts[{position}]", str(exc))
+                    continue
+                row = (*row[:10], line, position, *row[10:])
+            rows.append(row)
+        if len(rows) >= _CHUNK:
+            self.flush(path, ctx)
 
     def flush(self, path: Path, ctx: ReadContext) -> None:
-        if not len(self):
+        if not self.rows:
             return
+        names = [*_ROW_FIELDS[:5], "status", "starts_at", "ends_at", "zoned"]
+        names += ["identity", "line", "position", *[f"label:{k}" for k in self.keys]]
+        columns = dict(zip(names, zip(*self.rows, strict=True), strict=True))
+        self.rows = []
         frame = pd.DataFrame(
             {
-                name: pd.Categorical(values)
-                if name not in ("identity", "starts_at", "ends_at", "record")
-                else values
-                for name, values in self.lists.items()
+                name: _categorical(values)
+                for name, values in columns.items()
+                if name not in ("starts_at", "ends_at", "zoned")
             }
         )
-        frame["identity"] = frame["identity"].astype("int64")
-        frame["starts_at"] = parse_times(frame["starts_at"], ctx.tz)
-        frame["ends_at"] = parse_times(frame["ends_at"], ctx.tz)
+        zoned = np.fromiter(columns["zoned"], dtype=bool, count=len(frame))
+        frame["starts_at"] = _times(columns["starts_at"], zoned, ctx)
+        ends = columns["ends_at"]
+        zoned_ends = np.fromiter(
+            (
+                v is not None
+                and v.__class__ is str
+                and (v[-1] == "Z" or v[-6:-5] in "+-")
+                for v in ends
+            ),
+            dtype=bool,
+            count=len(ends),
+        )
+        frame["ends_at"] = _times(ends, zoned_ends, ctx)
         bad = frame["starts_at"].isna()
-        for record in frame.loc[bad, "record"]:
-            ctx.skip(path, record, "expected 'startsAt' to be an ISO-8601 time")
-        frame = frame.loc[~bad]
-        frame["record"] = pd.Categorical(frame["record"])
-        self.frames.append(frame)
-        for values in self.lists.values():
-            values.clear()
+        for line, position in frame.loc[bad, ["line", "position"]].itertuples(
+            index=False
+        ):
+            where = f"line {line}" if line else "document"
+            ctx.skip(
+                path,
+                f"{where} alerts[{position}]",
+                "expected 'startsAt' to be an ISO-8601 time",
+            )
+        self.frames.append(frame.loc[~bad])
 
     def frame(self) -> pd.DataFrame:
         if not self.frames:
@@ -172,16 +227,40 @@ class _Columns:
         return pd.concat(self.frames, ignore_index=True)
 
 
+def _categorical(values: tuple) -> Any:
+    if values and isinstance(values[0], int) and not isinstance(values[0], bool):
+        return np.fromiter(values, dtype="int64", count=len(values))
+    try:
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        codes, uniques = pd.factorize(array)
+    except (TypeError, ValueError):  # lists or objects where text was expected
+        return pd.Categorical([_text(v) for v in values])
+    return pd.Categorical.from_codes(codes, categories=uniques)
+
+
+def _times(values: tuple, zoned: np.ndarray, ctx: ReadContext) -> pd.Series:
+    """Parse ISO-8601 strings; zoneless ones are in the default zone."""
+    series = pd.Series(values, dtype="object")
+    out = pd.to_datetime(
+        series.where(zoned), utc=True, format="ISO8601", errors="coerce"
+    ).astype("datetime64[ns, UTC]")
+    naive = ~zoned & series.notna().to_numpy(dtype=bool)
+    if naive.any():
+        out[naive] = parse_times(series[naive], ctx.tz)
+    return out
+
+
 def _empty_alerts(keys: Sequence[str]) -> pd.DataFrame:
-    columns = {name: pd.Series([], dtype="object") for name in _TEXT_FIELDS}
+    columns: dict[str, pd.Series] = {
+        name: pd.Series([], dtype="object") for name in (*_TEXT_FIELDS, "status")
+    }
     for key in keys:
         columns[f"label:{key}"] = pd.Series([], dtype="object")
-    columns["status"] = pd.Series([], dtype="object")
     columns["starts_at"] = pd.Series([], dtype="datetime64[ns, UTC]")
     columns["ends_at"] = pd.Series([], dtype="datetime64[ns, UTC]")
-    columns["identity"] = pd.Series([], dtype="int64")
-    columns["source"] = pd.Series([], dtype="object")
-    columns["record"] = pd.Series([], dtype="object")
+    for name in ("identity", "line", "position"):
+        columns[name] = pd.Series([], dtype="int64")
     return pd.DataFrame(columns)
 
 
@@ -201,29 +280,125 @@ def read_alertmanager(path: Path, ctx: ReadContext) -> AlertBatch:
     AlertBatch
         One row per alert; :func:`group_alerts` turns them into incidents.
     """
-    columns = _Columns(ctx.grouping_by)
     if sniff_json_lines(path):
-        bodies = ((f"line {n}", body) for n, body in iter_json_lines(path, ctx))
+        size = path.stat().st_size
+        workers = min(os.cpu_count() or 1, max(1, size // PARALLEL_BYTES))
+        if workers > 1:
+            return _read_parallel(path, ctx, workers)
+        frame, sources = _read_range(path, ctx, 0, size, 1)
     else:
-        bodies = iter([("document", load_json(path))])
-    for label, body in bodies:
-        try:
-            alerts, source = _alerts_of(body)
-        except RecordError as exc:
-            ctx.skip(path, label, str(exc))
-            continue
-        for i, alert in enumerate(alerts):
-            where = f"{label} alerts[{i}]"
+        rows = _Rows(ctx.grouping_by)
+        alerts, source = _alerts_of_document(path, ctx)
+        rows.add_body(alerts, 0, path, ctx)
+        rows.flush(path, ctx)
+        frame, sources = rows.frame(), {source}
+    frame["source"] = "grafana" if sources == {"grafana"} else "alertmanager"
+    return AlertBatch(frame)
+
+
+def _alerts_of_document(path: Path, ctx: ReadContext) -> tuple[list, str]:
+    try:
+        return _alerts_of(load_json(path))
+    except RecordError as exc:
+        ctx.skip(path, "document", str(exc))
+        return [], "alertmanager"
+
+
+def _read_range(
+    path: Path, ctx: ReadContext, start: int, stop: int, first_line: int
+) -> tuple[pd.DataFrame, set[str]]:
+    """Read the JSON lines that start in bytes ``[start, stop)`` of the file."""
+    rows = _Rows(ctx.grouping_by)
+    sources: set[str] = set()
+    with path.open("rb") as handle:
+        handle.seek(start)
+        line = first_line - 1
+        while handle.tell() < stop:
+            raw = handle.readline()
+            if not raw:
+                break
+            line += 1
+            if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
             try:
-                if not isinstance(alert, dict):
-                    raise RecordError("expected an alert object")
-                columns.add(alert, source, where)
-            except (RecordError, TypeError, AttributeError) as exc:
-                ctx.skip(path, where, str(exc))
-        if len(columns) >= _CHUNK:
-            columns.flush(path, ctx)
-    columns.flush(path, ctx)
-    return AlertBatch(columns.frame())
+                body = json.loads(raw)
+            except UnicodeDecodeError:
+                raise InputFormatError(
+                    f"{path}: line {line}: expected UTF-8 text"
+                ) from None
+            except (json.JSONDecodeError, RecursionError) as exc:
+                ctx.skip(path, f"line {line}", f"expected JSON: {exc}")
+                continue
+            try:
+                alerts, source = _alerts_of(body)
+            except RecordError as exc:
+                ctx.skip(path, f"line {line}", str(exc))
+                continue
+            sources.add(source)
+            rows.add_body(alerts, line, path, ctx)
+    rows.flush(path, ctx)
+    return rows.frame(), sources
+
+
+def _range_worker(
+    path: Path, ctx: ReadContext, start: int, stop: int, first_line: int
+) -> tuple[pd.DataFrame, set[str], list]:
+    ctx.quiet = True  # the parent logs what was skipped
+    frame, sources = _read_range(path, ctx, start, stop, first_line)
+    return frame, sources, ctx.skipped
+
+
+def _split(path: Path, parts: int) -> list[tuple[int, int, int]]:
+    """Byte ranges ``(start, stop, first line)`` that begin at line starts."""
+    size = path.stat().st_size
+    targets = [size * i // parts for i in range(1, parts)]
+    bounds = [(0, 1)]
+    offset, lines = 0, 0
+    block_size = 1 << 24
+    with path.open("rb") as handle:
+        while targets:
+            block = handle.read(block_size)
+            if not block:
+                break
+            while targets and targets[0] < offset + len(block):
+                cut = block.find(b"\n", max(0, targets[0] - offset))
+                if cut < 0:
+                    break
+                bounds.append(
+                    (offset + cut + 1, lines + block.count(b"\n", 0, cut + 1) + 1)
+                )
+                targets.pop(0)
+            lines += block.count(b"\n")
+            offset += len(block)
+    starts = [b for b in bounds if b[0] < size]
+    stops = [b[0] for b in starts[1:]] + [size]
+    return [(s, e, n) for (s, n), e in zip(starts, stops, strict=True) if e > s]
+
+
+def _read_parallel(path: Path, ctx: ReadContext, workers: int) -> AlertBatch:
+    ranges = _split(path, workers)
+    log.info("%s: reading %d byte ranges in %d processes", path, len(ranges), workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_range_worker, path, ctx, start, stop, line)
+            for start, stop, line in ranges
+        ]
+        results = [future.result() for future in futures]
+    frames, sources = [], set()
+    for frame, found, skipped in results:
+        frames.append(frame)
+        sources |= found
+        for record in skipped:
+            log.warning(
+                "Skipped %s: record %s: %s", record.file, record.record, record.reason
+            )
+            ctx.skipped.append(record)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["source"] = "grafana" if sources == {"grafana"} else "alertmanager"
+    return AlertBatch(frame)
 
 
 def _alerts_of(body: Any) -> tuple[list, str]:
@@ -244,20 +419,18 @@ def group_alerts(
     alerts: pd.DataFrame,
     by: Sequence[str] = ("alertname", "service"),
     window_minutes: float = 60.0,
-    source_file: str | None = None,
 ) -> pd.DataFrame:
     """Group alert rows into incidents (see the module docstring for the rule).
 
     Parameters
     ----------
     alerts
-        Rows as read by :func:`read_alertmanager` (concatenated batches).
+        Rows as read by :func:`read_alertmanager` (concatenated batches, with
+        ``source`` and ``source_file`` columns).
     by
         Label names whose values define a group.
     window_minutes
         Largest gap, in minutes, between alerts of one incident.
-    source_file
-        Value for the ``source_file`` column when the alerts carry none.
 
     Returns
     -------
@@ -273,81 +446,82 @@ def group_alerts(
     key_frame = pd.DataFrame(
         {k: alerts[k].astype("string").fillna("") for k in keys}, index=alerts.index
     )
-    group = key_frame.groupby(keys, sort=False, observed=True).ngroup()
-    work = pd.DataFrame(
-        {
-            "group": group.to_numpy(),
-            "start": alerts["starts_at"].to_numpy(dtype="datetime64[ns]"),
-            "end": alerts["ends_at"].to_numpy(dtype="datetime64[ns]"),
-        }
+    group = key_frame.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
+    start = alerts["starts_at"].to_numpy(dtype="datetime64[ns]")
+    end = alerts["ends_at"].to_numpy(dtype="datetime64[ns]")
+    resolved = (alerts["status"].astype("string") == "resolved").fillna(False)
+    resolved = resolved.to_numpy(dtype=bool)
+    order = np.lexsort((start, group))
+    group, start, end, resolved = (
+        group[order],
+        start[order],
+        end[order],
+        resolved[order],
     )
-    work["resolved"] = (alerts["status"].astype("string") == "resolved").to_numpy()
-    work["row"] = np.arange(len(work))
-    work = work.sort_values(["group", "start"], kind="stable")
 
     # a new incident where the gap since the latest end in the group exceeds
-    # the window
-    reach = work["end"].where(work["resolved"] & work["end"].notna(), work["start"])
-    reach = reach.where(reach >= work["start"], work["start"])
-    latest = reach.groupby(work["group"]).cummax()
-    previous = latest.groupby(work["group"]).shift()
-    window = pd.Timedelta(minutes=window_minutes)
-    new = previous.isna() | (work["start"] > previous + window)
-    work["incident"] = new.cumsum().to_numpy()
+    # the window; alerts still firing reach only as far as their start
+    reach = np.where(resolved & ~np.isnat(end) & (end >= start), end, start)
+    latest = pd.Series(reach).groupby(group).cummax().to_numpy()
+    previous = np.roll(latest, 1)
+    first_in_group = np.r_[True, group[1:] != group[:-1]]
+    window = np.timedelta64(int(window_minutes * 60e9), "ns")
+    new = first_in_group | (start > previous + window)
+    incident = np.cumsum(new) - 1
 
-    ordered = alerts.iloc[work["row"].to_numpy()].reset_index(drop=True)
-    ordered["incident"] = work["incident"].to_numpy()
-    ordered["resolved"] = work["resolved"].to_numpy()
-    rank = ordered["severity"].astype("string").str.lower().map(_SEVERITY_RANK)
-    ordered["rank"] = rank.fillna(-1).astype("int64")
+    ordered = alerts.iloc[order].reset_index(drop=True)
+    ordered["incident"] = incident
+    ordered["resolved"] = resolved
+    ordered["rank"] = (
+        ordered["severity"].astype("string").str.lower().map(_SEVERITY_RANK).fillna(-1)
+    )
     grouped = ordered.groupby("incident", sort=True)
     summary = grouped.agg(
         started_at=("starts_at", "min"),
         last_end=("ends_at", "max"),
         all_resolved=("resolved", "all"),
         alert_count=("identity", "size"),
-        top_rank=("rank", "max"),
     )
-    firsts = grouped[
-        ["alertname", "service", "summary", "description", "source", "record"]
-    ].first()
-    top = ordered.sort_values(["incident", "rank"], ascending=[True, False])
+    heads = ordered.loc[new.nonzero()[0]].set_index("incident")
+    top = ordered.sort_values(
+        ["incident", "rank"], ascending=[True, False], kind="stable"
+    )
     severity = top.drop_duplicates("incident").set_index("incident")["severity"]
-    group_values = ordered.drop_duplicates("incident").set_index("incident")[keys]
-    file_values = (
-        ordered.drop_duplicates("incident").set_index("incident")["source_file"]
-        if "source_file" in ordered
-        else pd.Series(source_file, index=summary.index)
-    )
 
-    records = []
-    for number, row in summary.iterrows():
-        values = group_values.loc[number].astype("string").fillna("").tolist()
-        started = row["started_at"]
-        resolved = bool(row["all_resolved"]) and pd.notna(row["last_end"])
-        name = text_or_none(firsts.at[number, "alertname"])
-        summary_text = text_or_none(firsts.at[number, "summary"])
-        title = ": ".join(t for t in (name, summary_text) if t) or None
-        records.append(
+    done = summary["all_resolved"] & summary["last_end"].notna()
+    name = heads["alertname"].astype("string")
+    text = heads["summary"].astype("string")
+    title = (name + ": " + text).fillna(name).fillna(text)
+    values = heads[keys].astype("string").fillna("")
+    stamp = summary["started_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    incident_ids = [
+        "alert-" + stable_hash(*parts)
+        for parts in zip(*[values[k] for k in keys], stamp, strict=True)
+    ]
+    records = [
+        f"line {line} alerts[{position}]" if line else f"document alerts[{position}]"
+        for line, position in zip(heads["line"], heads["position"], strict=True)
+    ]
+    return normalize_frame(
+        pd.DataFrame(
             {
-                "incident_id": "alert-" + stable_hash(*values, started.isoformat()),
-                "source": firsts.at[number, "source"],
+                "incident_id": incident_ids,
+                "source": heads["source"].astype("string"),
                 "title": title,
-                "root_cause": text_or_none(firsts.at[number, "description"]),
-                "impact": None,
-                "started_at": started,
-                "resolved_at": row["last_end"] if resolved else None,
-                "severity": text_or_none(severity.get(number)),
-                "service": text_or_none(firsts.at[number, "service"]),
-                "recovery_actions": None,
-                "trigger": "resolved" if resolved else "manual",
-                "near_miss": False,
-                "source_file": file_values.get(number),
-                "source_record": firsts.at[number, "record"],
-                "alert_count": int(row["alert_count"]),
+                "root_cause": heads["description"].astype("string"),
+                "started_at": summary["started_at"],
+                "resolved_at": summary["last_end"].where(done),
+                "severity": severity.astype("string"),
+                "service": heads["service"].astype("string"),
+                "trigger": np.where(done, "resolved", "manual"),
+                "source_file": heads["source_file"].astype("string")
+                if "source_file" in heads
+                else None,
+                "source_record": records,
+                "alert_count": summary["alert_count"],
             }
         )
-    return normalize_frame(pd.DataFrame.from_records(records))
+    )
 
 
 def read_grafana_legacy(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
