@@ -548,7 +548,8 @@ def preview(
     import tempfile
 
     config = _config(config)
-    with tempfile.TemporaryDirectory(prefix="riskanalytics-preview-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="riskanalytics-") as scratch:
+        scratch = Path(scratch) / "dry-run"
         result = stage_reconcile(config, scratch, inputs=inputs, trigger=trigger)
         update = stage_register_update(config, scratch, dry_run=True)
         reviews = [
