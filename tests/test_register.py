@@ -472,8 +472,8 @@ def test_register_edit_during_the_write_is_kept(tmp_path, monkeypatch):
     real_write = store._write_temp
     edits = []
 
-    def write_then_edit(target, data):
-        temp = real_write(target, data)
+    def write_then_edit(target, data, mode=None):
+        temp = real_write(target, data, mode)
         if not edits and target == path:
             edits.append(1)  # an editor saves while the update is being written
             text = path.read_text(encoding="utf-8")
@@ -575,3 +575,15 @@ def test_register_turing_table_updates_once_ids_are_added(tmp_path):
         "\nDSH-6 | Kafka broker disk fills up | Kafka broker disk fills up | " in after
     )
     assert "| Likely | Major |  |\n" in after  # Score left empty, trailing pipe kept
+
+
+def test_register_update_keeps_file_mode_and_backs_up_with_it(tmp_path):
+    path = copy_fixture(tmp_path, "platform_risk_register.md")
+    path.chmod(0o444)
+
+    apply_update(path, [realization("R-001")], [])
+
+    backup = next((tmp_path / ".risk-register-backups").iterdir())
+    assert path.stat().st_mode & 0o777 == 0o444
+    assert backup.stat().st_mode & 0o777 == 0o444
+    assert store.lock_path(path).name == "platform_risk_register.md.riskanalytics.lock"

@@ -162,7 +162,7 @@ def run_update_pausing(path, point, ready):
 
     if point == "temp half written":
 
-        def write_half(target, data):
+        def write_half(target, data, mode=None):
             partial = target.parent / f".{target.name}.partial.tmp"
             with open(partial, "wb") as handle:
                 handle.write(data[: len(data) // 2])

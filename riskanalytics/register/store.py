@@ -1,12 +1,13 @@
 """Write a register update safely: locked, re-planned, atomic, backed up.
 
-Concurrent runs take a lock file next to the register (``<name>.lock``,
-via :mod:`filelock`). Inside the lock the register is read again and the
-update planned against what is on disk, so that an edit a person made since
-the caller last read it is kept. The new text goes to a temporary file in the
-same folder, is flushed and synced, and replaces the register with
-:func:`os.replace`, so that a reader or a crash sees the old file or the new
-one, never a mix. The previous version is kept as a backup first.
+Concurrent runs take a lock file next to the register
+(``<name>.riskanalytics.lock``, via :mod:`filelock`). Inside the lock the
+register is read again and the update planned against what is on disk, so that
+an edit a person made since the caller last read it is kept. The new text goes
+to a temporary file in the same folder, is flushed and synced, and replaces the
+register with :func:`os.replace`, so that a reader or a crash sees the old file
+or the new one, never a mix. The previous version is kept as a backup first,
+in ``.risk-register-backups/`` beside the register unless told otherwise.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ _ATTEMPTS = 5
 
 
 def lock_path(path: Path) -> Path:
-    """The lock file that serializes updates of ``path``."""
-    return path.with_name(path.name + ".lock")
+    """The lock file that serializes updates: ``<name>.riskanalytics.lock``."""
+    return path.with_name(path.name + ".riskanalytics.lock")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -53,15 +54,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
+def _write_temp(path: Path, data: bytes, mode: int | None = None) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(name, stat.S_IMODE(path.stat().st_mode))
+        if mode is None and path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+        if mode is not None:
+            os.chmod(name, mode)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
@@ -77,7 +80,7 @@ def _backup(path: Path, data: bytes, backup_dir: Path | None) -> Path:
     while target.exists():
         target = folder / f"{path.stem}.{stamp}-{counter}{path.suffix}"
         counter += 1
-    temp = _write_temp(target, data)
+    temp = _write_temp(target, data, stat.S_IMODE(path.stat().st_mode))
     os.replace(temp, target)
     return target
 
