@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument(
         "--processes",
         type=int,
-        help="cap on reading processes (sets PARALLEL_BYTES so the file splits so)",
+        help="number of reading processes (at most the CPU count)",
     )
     args = parser.parse_args()
 
@@ -176,7 +176,7 @@ def main() -> None:
             from riskanalytics.ingest import alerts
 
             size = args.file.stat().st_size
-            alerts.PARALLEL_BYTES = size // args.processes + 1
+            alerts.PARALLEL_BYTES = max(1, size // args.processes)
         measure(args.measure, args.file, args.alerts)
         return
 
@@ -186,7 +186,8 @@ def main() -> None:
             began = time.perf_counter()
             generate(path, args.alerts)
             print(
-                f"generated {args.alerts:,} alerts ({path.stat().st_size / 1e6:.0f} MB) "
+                f"generated {args.alerts:,} alerts "
+                f"({path.stat().st_size / 1e6:.0f} MB) "
                 f"in {time.perf_counter() - began:.1f} s"
             )
         modes = ["riskanalytics"] + ([] if args.skip_naive else ["naive"])

@@ -797,3 +797,28 @@ def test_bad_default_timezone_raises():
         read_incidents(
             [FIXTURES / "grafana_unified.json"], default_timezone="Mars/Base"
         )
+
+
+def test_large_alert_file_read_in_processes_matches_one_process(
+    tmp_path, monkeypatch, caplog
+):
+    from riskanalytics.ingest import alerts
+
+    path = tmp_path / "am.jsonl"
+    lines = []
+    for day in range(1, 21):
+        for minute in (0, 20, 200):
+            starts = f"2026-03-{day:02d}T10:{minute % 60:02d}:00Z"
+            body = _am_body(starts, f"2026-03-{day:02d}T11:30:00Z", "resolved")
+            body["alerts"][0]["labels"]["service"] = f"db{day % 3}"
+            lines.append(json.dumps(body))
+    lines.insert(7, "{not json")
+    path.write_text("\n".join(lines) + "\n")
+    single = read_incidents([path])
+    monkeypatch.setattr(alerts, "PARALLEL_BYTES", path.stat().st_size // 2)
+    with caplog.at_level(logging.INFO):
+        parallel = read_incidents([path])
+    assert any("2 processes" in r.getMessage() for r in caplog.records)
+    pd.testing.assert_frame_equal(single.incidents, parallel.incidents)
+    assert [s.record for s in parallel.skipped] == ["line 8"]
+    assert [s.record for s in single.skipped] == ["line 8"]
