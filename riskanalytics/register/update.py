@@ -360,7 +360,14 @@ def plan_update(
             new_rows[event.risk_id]["status"] = REALIZED_STATUS
         elif event.risk_id in row_of:
             index = int(row_of[event.risk_id]) - 1
-            if status_col is not None and table.kind == "pipe":
+            if status_col is not None and table.kind == "html":
+                log.warning(
+                    "%s: the Status cell of %s is in an HTML table and is left as "
+                    "it is; the realization is recorded in the history",
+                    register.path,
+                    event.risk_id,
+                )
+            elif status_col is not None:
                 position = table.rows.index(index)
                 current = table.values[position][status_col]
                 if current.strip().lower() != REALIZED_STATUS.lower():
