@@ -122,14 +122,12 @@ def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
     """incident id -> (event, risk id) of what the register already records."""
     if history is None or history.empty:
         return {}
-    cols = {str(c).lower().replace(" ", "_"): c for c in history.columns}
-    inc, risk, event = cols.get("incident"), cols.get("risk"), cols.get("event")
-    if inc is None or risk is None:
-        return {}
     found = {}
     for _, row in history.iterrows():
-        kind = str(row[event]).strip().lower() if event else "realized"
-        found.setdefault(str(row[inc]).strip(), (kind, str(row[risk]).strip()))
+        event = str(row.get("event") or "realized").strip().lower()
+        found.setdefault(
+            str(row["incident_id"]).strip(), (event, str(row["risk_id"]).strip())
+        )
     return found
 
 
@@ -160,7 +158,7 @@ def _register_changes(recon: pd.DataFrame, config: Config, register_dir: Path):
     def when(row):
         for key in ("started_at", "resolved_at"):
             if not pd.isna(row.get(key)):
-                return pd.Timestamp(row[key]).to_pydatetime()
+                return pd.Timestamp(row[key]).floor("us").to_pydatetime()
         return datetime.now(UTC)
 
     def link(row):
