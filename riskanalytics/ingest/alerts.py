@@ -443,14 +443,14 @@ def group_alerts(
     # one row per distinct alert: the last copy read wins
     alerts = alerts.drop_duplicates("identity", keep="last")
     keys = [k if k in ("alertname", "service") else f"label:{k}" for k in by]
-    key_frame = pd.DataFrame(
-        {k: alerts[k].astype("string").fillna("") for k in keys}, index=alerts.index
+    group = (
+        alerts.groupby(keys, sort=False, observed=True, dropna=False)
+        .ngroup()
+        .to_numpy()
     )
-    group = key_frame.groupby(keys, sort=False, observed=True).ngroup().to_numpy()
     start = alerts["starts_at"].to_numpy(dtype="datetime64[ns]")
     end = alerts["ends_at"].to_numpy(dtype="datetime64[ns]")
-    resolved = (alerts["status"].astype("string") == "resolved").fillna(False)
-    resolved = resolved.to_numpy(dtype=bool)
+    resolved = (alerts["status"] == "resolved").to_numpy(dtype=bool, na_value=False)
     order = np.lexsort((start, group))
     group, start, end, resolved = (
         group[order],
@@ -472,9 +472,11 @@ def group_alerts(
     ordered = alerts.iloc[order].reset_index(drop=True)
     ordered["incident"] = incident
     ordered["resolved"] = resolved
-    ordered["rank"] = (
-        ordered["severity"].astype("string").str.lower().map(_SEVERITY_RANK).fillna(-1)
-    )
+    severity = ordered["severity"].astype("category")
+    ranks = pd.Series(
+        [_SEVERITY_RANK.get(str(c).lower(), -1) for c in severity.cat.categories] + [-1]
+    ).to_numpy()
+    ordered["rank"] = ranks[severity.cat.codes.to_numpy()]  # code -1 (missing) -> -1
     grouped = ordered.groupby("incident", sort=True)
     summary = grouped.agg(
         started_at=("starts_at", "min"),
