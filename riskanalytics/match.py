@@ -44,6 +44,7 @@ import math
 import re
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
@@ -54,7 +55,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import yaml
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from rapidfuzz import fuzz, process
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from riskanalytics.exceptions import ConfigError
 
@@ -100,7 +102,7 @@ RISK_FIELDS = {
 }
 
 #: Blend of the three similarities (failure modes, words, spelling).
-BLEND = {"modes": 0.45, "words": 0.35, "chars": 0.20}
+BLEND = {"modes": 0.45, "words": 0.35, "spelling": 0.20}
 
 #: A blended cosine of this value or more scores 100.
 _FULL_SCALE = 0.44
@@ -302,6 +304,7 @@ class _Vocabulary:
                 if key:
                     self.phrases.setdefault(key, set()).add(name)
         self.longest = max((len(k) for k in self.phrases), default=0)
+        self.first = {k[0] for k in self.phrases}
 
     def modes(self, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
         """Failure modes found (longest phrase first), and the phrases."""
@@ -309,6 +312,9 @@ class _Vocabulary:
         phrases: list[str] = []
         i = 0
         while i < len(tokens):
+            if tokens[i] not in self.first:
+                i += 1
+                continue
             for n in range(min(self.longest, len(tokens) - i), 0, -1):
                 names = self.phrases.get(tuple(tokens[i : i + n]))
                 if names:
@@ -364,11 +370,13 @@ class _Space:
         for doc in docs:
             for term in set().union(*doc.values()) if doc else ():
                 df[term] = df.get(term, 0) + 1
-        self.index = {term: i for i, term in enumerate(sorted(df))}
+        self.terms = sorted(df)
+        self.index = {term: i for i, term in enumerate(self.terms)}
         n = len(docs)
         self.idf = np.array(
             [math.log((1 + n) / (1 + df[t])) + 1.0 for t in sorted(df)], dtype=float
         )
+        self.idf_list = self.idf.tolist()
         self.oov_idf = math.log(1 + n) + 1.0
 
     def matrix(
@@ -376,6 +384,7 @@ class _Space:
     ) -> sp.csr_matrix:
         """Rows of field-weighted, L2-normalised TF-IDF vectors."""
         rows, cols, vals = [], [], []
+        get, idf, oov_idf, log = self.index.get, self.idf_list, self.oov_idf, math.log
         for r, doc in enumerate(docs):
             acc: dict[int, float] = {}
             oov = 0.0
@@ -383,35 +392,36 @@ class _Space:
                 weight = weights.get(field, 0.0)
                 if not terms or weight <= 0:
                     continue
-                counts: dict[str, int] = {}
-                for term in terms:
-                    counts[term] = counts.get(term, 0) + 1
                 vec = {}
-                field_oov = 0.0
-                for term, c in counts.items():
-                    tf = 1.0 + math.log(c)
-                    j = self.index.get(term)
+                square = field_oov = 0.0
+                for term, c in Counter(terms).items():
+                    tf = 1.0 if c == 1 else 1.0 + log(c)
+                    j = get(term)
                     if j is None:
-                        field_oov += (tf * self.oov_idf) ** 2
+                        field_oov += (tf * oov_idf) ** 2
                     else:
-                        vec[j] = tf * self.idf[j]
-                norm = math.sqrt(sum(v * v for v in vec.values()) + field_oov)
+                        v = vec[j] = tf * idf[j]
+                        square += v * v
+                norm = math.sqrt(square + field_oov)
                 if norm == 0:
                     continue
+                scale = weight / norm
                 for j, v in vec.items():
-                    acc[j] = acc.get(j, 0.0) + weight * v / norm
-                oov += weight**2 * field_oov / norm**2
+                    acc[j] = acc.get(j, 0.0) + scale * v
+                oov += scale * scale * field_oov
             norm = math.sqrt(sum(v * v for v in acc.values()) + _OOV_SHARE * oov)
             if norm == 0:
                 continue
-            for j, v in acc.items():
-                rows.append(r)
-                cols.append(j)
-                vals.append(v / norm)
+            rows.extend([r] * len(acc))
+            cols.extend(acc)
+            vals.extend(v / norm for v in acc.values())
         return sp.csr_matrix(
-            (vals, (rows, cols)), shape=(len(docs), len(self.index)), dtype=float
+            (vals, (rows, cols)), shape=(len(docs), len(self.index)), dtype=np.float32
         )
 
+
+#: Characters of an incident's title and root cause compared by spelling.
+_CHAR_TEXT_LIMIT = 2000
 
 #: Share of an incident's out-of-register vocabulary counted in its norm
 #: (0: only words the register uses count; 1: a plain cosine).
@@ -452,7 +462,7 @@ class Matcher:
         review_threshold: float = 35.0,
         top_k: int = 3,
         synonyms: Mapping | None = None,
-        candidate_pool: int | None = 50,
+        candidate_pool: int | None = 10,
         chunk_size: int = 2000,
         examples: Mapping[str, Sequence[str]] | None = None,
     ):
@@ -478,17 +488,17 @@ class Matcher:
         self._words = _Space([p[1] for p in profiles])
         self._risk_modes = self._modes.matrix([p[0] for p in profiles], RISK_FIELDS)
         self._risk_words = self._words.matrix([p[1] for p in profiles], RISK_FIELDS)
-        self._risk_modes = self._risk_modes.T.tocsr()
-        self._risk_words = self._risk_words.T.tocsr()
-        self._chars = None
-        if texts and any(t.strip() for t in texts):
-            self._chars = TfidfVectorizer(
-                analyzer="char_wb",
-                ngram_range=(3, 5),
-                sublinear_tf=True,
-                lowercase=True,
-            ).fit(texts)
-            self._risk_chars = self._chars.transform(texts).tocsr()
+        self._risk_rows = (self._risk_modes, self._risk_words)
+        # one product gives the blend of both cosines
+        self._risk_stack = sp.vstack(
+            [
+                BLEND["modes"] * self._risk_modes.T,
+                BLEND["words"] * self._risk_words.T,
+            ],
+            format="csr",
+        )
+        self._risk_texts = texts
+        self._risk_term_cache: dict[int, frozenset[str]] = {}
         log.debug("Matcher ready: %d risks", len(self.risk_ids))
 
     # -- profiles ---------------------------------------------------------------
@@ -547,44 +557,52 @@ class Matcher:
                 m[field], w[field] = self._analyse(text)
             modes.append(m)
             words.append(w)
-            texts.append(
-                " ".join(
-                    _field_text(getattr(row, f, "")) for f in ("title", "root_cause")
-                )
+            text = " ".join(
+                _field_text(getattr(row, f, "")) for f in ("title", "root_cause")
             )
+            texts.append(text[:_CHAR_TEXT_LIMIT])
         return modes, words, texts
 
-    def _score_chunk(self, incidents: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Top candidates (risk indices) and their 0-100 scores, best first."""
+    def _score_chunk(self, incidents: pd.DataFrame):
+        """Top candidates (risk indices), their 0-100 scores, and the analyses."""
         n_risks = len(self.risk_ids)
         k = min(self.top_k, n_risks)
         modes, words, texts = self._incident_docs(incidents)
-        inc_modes = self._modes_matrix(modes)
-        inc_words = self._words_matrix(words)
-        coarse = (
-            BLEND["modes"] * (inc_modes @ self._risk_modes)
-            + BLEND["words"] * (inc_words @ self._risk_words)
-        ).toarray()
+        incident_matrix = sp.hstack(
+            [self._modes_matrix(modes), self._words_matrix(words)], format="csr"
+        )
+        coarse = (incident_matrix @ self._risk_stack).toarray()
 
         pool = n_risks if self.candidate_pool is None else self.candidate_pool
         pool = max(k, min(pool, n_risks))
         if pool < n_risks:
-            cand = np.argpartition(-coarse, pool - 1, axis=1)[:, :pool]
+            cand = _top_columns(coarse, pool)
         else:
             cand = np.tile(np.arange(n_risks), (len(texts), 1))
         fine = np.take_along_axis(coarse, cand, axis=1)
-        if self._chars is not None:
-            inc_chars = self._chars.transform(texts).tocsr()
-            rows = np.repeat(np.arange(len(texts)), cand.shape[1])
-            pair = inc_chars[rows].multiply(self._risk_chars[cand.ravel()])
-            fine = fine + BLEND["chars"] * np.asarray(pair.sum(axis=1)).reshape(
-                cand.shape
+        if self._risk_texts:
+            queries = [
+                texts[n] for n in range(len(texts)) for _ in range(cand.shape[1])
+            ]
+            spelling = process.cpdist(
+                queries,
+                [self._risk_texts[j] for j in cand.ravel()],
+                scorer=fuzz.token_set_ratio,
+                processor=str.lower,
+                workers=1,
+                dtype=np.float32,
             )
+            fine = fine + BLEND["spelling"] * spelling.reshape(cand.shape) / 100.0
 
         scores = np.clip(100.0 * fine / _FULL_SCALE, 0.0, 100.0)
         # best first; ties keep register order
         order = np.lexsort((cand, -np.round(scores, 6)), axis=1)[:, :k]
-        return np.take_along_axis(cand, order, 1), np.take_along_axis(scores, order, 1)
+        return (
+            np.take_along_axis(cand, order, 1),
+            np.take_along_axis(scores, order, 1),
+            modes,
+            words,
+        )
 
     def _modes_matrix(self, docs):
         return self._modes.matrix(docs, INCIDENT_FIELDS)
@@ -592,20 +610,14 @@ class Matcher:
     def _words_matrix(self, docs):
         return self._words.matrix(docs, INCIDENT_FIELDS)
 
-    def _evidence(self, row, risk_index: int, candidates) -> dict[str, Any]:
-        inc_terms: dict[str, set[str]] = {}
+    def _evidence(self, modes, words, risk_index: int, candidates) -> dict[str, Any]:
+        inc_terms = {f: set(modes[f]) | set(words[f]) for f in modes}
         fields = {}
-        for field, text in _incident_fields(row).items():
-            m, w = self._analyse(text)
-            inc_terms[field] = set(m) | set(w)
-        risk_modes = self._risk_modes[:, [risk_index]]
-        risk_words = self._risk_words[:, [risk_index]]
-        risk_terms = {
-            t
-            for space, col in ((self._modes, risk_modes), (self._words, risk_words))
-            for t, j in space.index.items()
-            if col[j, 0] != 0
-        }
+        risk_terms = self._risk_term_cache.get(risk_index)
+        if risk_terms is None:
+            risk_terms = self._risk_term_cache[risk_index] = self._risk_terms(
+                risk_index
+            )
         shared = set().union(*inc_terms.values()) & risk_terms
         for field, terms in inc_terms.items():
             fields[field] = (
@@ -622,6 +634,15 @@ class Matcher:
             "field_overlap": fields,
             "runner_ups": [{"risk_id": rid, "score": s} for rid, s in candidates[1:]],
         }
+
+    def _risk_terms(self, risk_index: int) -> frozenset[str]:
+        risk_terms = set()
+        for space, rows in zip(
+            (self._modes, self._words), self._risk_rows, strict=True
+        ):
+            start, end = rows.indptr[risk_index], rows.indptr[risk_index + 1]
+            risk_terms.update(space.terms[j] for j in rows.indices[start:end])
+        return frozenset(risk_terms)
 
     def _decide(self, score: float) -> str:
         if score >= self.matched_threshold:
@@ -649,10 +670,11 @@ class Matcher:
         """
         started = time.perf_counter()
         incidents = _normalise_incidents(incidents)
-        parts = [
-            self._match_chunk(incidents.iloc[i : i + self.chunk_size])
+        chunks = [
+            incidents.iloc[i : i + self.chunk_size]
             for i in range(0, len(incidents), self.chunk_size)
         ]
+        parts = [self._match_chunk(chunk) for chunk in chunks]
         result = _concat(parts)
         log.info(
             "Matched %d incidents against %d risks in %.2f s: %s",
@@ -667,9 +689,9 @@ class Matcher:
         ids = incidents["incident_id"].tolist()
         if not self.risk_ids or len(incidents) == 0:
             return _empty_result(ids)
-        cand, scores = self._score_chunk(incidents)
+        cand, scores, modes, words = self._score_chunk(incidents)
         records = []
-        for n, row in enumerate(incidents.itertuples(index=False)):
+        for n in range(len(incidents)):
             listed = [
                 (self.risk_ids[j], round(float(s), 1))
                 for j, s in zip(cand[n], scores[n], strict=True)
@@ -684,13 +706,31 @@ class Matcher:
                     "match_score": round(best, 1),
                     "decision": decision,
                     "candidates": ";".join(f"{r}:{s:.1f}" for r, s in listed),
-                    "evidence": self._evidence(row, int(cand[n, 0]), listed)
+                    "evidence": self._evidence(
+                        modes[n], words[n], int(cand[n, 0]), listed
+                    )
                     if listed
                     else _no_evidence(),
                     "decided_by": "score",
                 }
             )
         return _frame(records)
+
+
+def _top_columns(values: np.ndarray, pool: int) -> np.ndarray:
+    """Column indices of each row's ``pool`` largest values (ties: leftmost)."""
+    n_rows, n_cols = values.shape
+    kth = np.partition(values, n_cols - pool, axis=1)[:, n_cols - pool][:, None]
+    keep = values > kth
+    tied = values == kth
+    need = pool - keep.sum(axis=1)
+    crowded = np.flatnonzero(tied.sum(axis=1) > need)
+    keep |= tied
+    if len(crowded):
+        # more values equal the cut-off than places left: keep the leftmost
+        rank = np.cumsum(tied[crowded], axis=1, dtype=np.int32)
+        keep[crowded] &= ~tied[crowded] | (rank <= need[crowded, None])
+    return np.nonzero(keep)[1].reshape(n_rows, pool)
 
 
 def _incident_fields(row) -> dict[str, str]:

@@ -1,0 +1,125 @@
+"""Matching speed and memory: riskanalytics against scoring every pair.
+
+Usage::
+
+    python benchmarks/matching_speed.py [--incidents 100000 --risks 5000
+                                         --baseline-sample 200]
+
+A large set is synthesized from the dev set's texts: incidents and risks are
+recombined from the real sentences' words (seeded, so every run is the same).
+The baseline scores every incident-risk pair with rapidfuzz
+``token_set_ratio`` (``process.cdist`` on all cores); it is run on a sample
+of incidents and extrapolated linearly to the full set, and labelled so.
+riskanalytics runs on the full set. Peak memory is the process's peak resident
+set size after each phase (the baseline sample runs first and is small).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from riskanalytics.match import Matcher
+from riskanalytics.register import read_register
+
+DEV = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "match" / "dev"
+
+
+def synthesize(n_incidents: int, n_risks: int, seed: int = 7):
+    """Incidents and risks recombined from the dev set's words."""
+    rng = np.random.default_rng(seed)
+    dev_incidents = pd.read_json(DEV / "incidents.jsonl", lines=True, dtype=False)
+    dev_risks = read_register(DEV / "risk-register.md").risks
+    inc_words = np.array(" ".join(dev_incidents["root_cause"].fillna("")).split())
+    risk_words = np.array(" ".join(dev_risks["description"]).split())
+    mitigation_words = np.array(" ".join(dev_risks["mitigations"]).split())
+
+    def sentence(words, low, high):
+        n = int(rng.integers(low, high))
+        start = int(rng.integers(0, len(words) - n))
+        # a real run of words, with a few words from elsewhere
+        picked = words[start : start + n].tolist()
+        extra = words[rng.integers(0, len(words), size=max(1, n // 5))].tolist()
+        return " ".join(picked + extra)
+
+    incidents = pd.DataFrame(
+        {
+            "incident_id": [f"INC-{i:06d}" for i in range(n_incidents)],
+            "title": [sentence(inc_words, 3, 8) for _ in range(n_incidents)],
+            "root_cause": [sentence(inc_words, 10, 50) for _ in range(n_incidents)],
+            "impact": [sentence(inc_words, 0, 10) for _ in range(n_incidents)],
+        }
+    )
+    risks = pd.DataFrame(
+        {
+            "risk_id": [f"R-{i:05d}" for i in range(n_risks)],
+            "description": [sentence(risk_words, 8, 20) for _ in range(n_risks)],
+            "category": rng.choice(dev_risks["category"].tolist(), size=n_risks),
+            "mitigations": [sentence(mitigation_words, 4, 10) for _ in range(n_risks)],
+        }
+    )
+    return incidents, risks
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--incidents", type=int, default=100_000)
+    parser.add_argument("--risks", type=int, default=5_000)
+    parser.add_argument("--baseline-sample", type=int, default=200)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    incidents, risks = synthesize(args.incidents, args.risks)
+    print(
+        f"synthesized {len(incidents):,} incidents x {len(risks):,} risks "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+
+    sample = incidents.head(args.baseline_sample)
+    texts = (
+        sample["title"] + " " + sample["root_cause"] + " " + sample["impact"]
+    ).tolist()
+    started = time.perf_counter()
+    process.cdist(
+        texts,
+        risks["description"].tolist(),
+        scorer=fuzz.token_set_ratio,
+        processor=str.lower,
+        workers=-1,
+        dtype=np.uint8,
+    )
+    sample_seconds = time.perf_counter() - started
+    pairs = len(sample) * len(risks)
+    baseline = sample_seconds * len(incidents) / len(sample)
+    print(
+        f"baseline token_set_ratio, every pair: {pairs:,} pairs in "
+        f"{sample_seconds:.2f} s ({pairs / sample_seconds / 1e6:.2f} M pairs/s); "
+        f"EXTRAPOLATED to {len(incidents) * len(risks):,} pairs: {baseline:,.0f} s; "
+        f"peak RSS {peak_mib():,.0f} MiB"
+    )
+
+    started = time.perf_counter()
+    matcher = Matcher(risks)
+    build = time.perf_counter() - started
+    result = matcher.match(incidents)
+    ours = time.perf_counter() - started
+    print(
+        f"riskanalytics, measured on the full set: {ours:,.1f} s "
+        f"(profiles {build:.1f} s, {len(result):,} rows, one process); "
+        f"peak RSS {peak_mib():,.0f} MiB"
+    )
+    print(f"speed-up: {baseline / ours:,.1f}x")
+
+
+if __name__ == "__main__":
+    main()
