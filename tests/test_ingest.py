@@ -822,3 +822,24 @@ def test_large_alert_file_read_in_processes_matches_one_process(
     pd.testing.assert_frame_equal(single.incidents, parallel.incidents)
     assert [s.record for s in parallel.skipped] == ["line 8"]
     assert [s.record for s in single.skipped] == ["line 8"]
+
+
+def test_alert_time_without_zone_uses_default_zone(tmp_path):
+    path = tmp_path / "am.json"
+    body = _am_body("2026-03-01T10:00:00", "2026-03-01T10:30:00+01:00", "resolved")
+    path.write_text(json.dumps(body))
+    row = read_incidents([path], default_timezone="Europe/Berlin").incidents.iloc[0]
+    assert row["started_at"] == ts("2026-03-01T09:00")
+    assert row["resolved_at"] == ts("2026-03-01T09:30")
+
+
+def test_alert_with_unreadable_start_is_skipped_and_strict_raises(tmp_path):
+    path = tmp_path / "am.json"
+    body = _am_body("2026-03-01T10:00:00Z", "2026-03-01T10:30:00Z", "resolved")
+    body["alerts"].append(dict(body["alerts"][0], startsAt="last tuesday"))
+    path.write_text(json.dumps(body))
+    result = read_incidents([path])
+    assert len(result.incidents) == 1
+    assert [s.record for s in result.skipped] == ["document alerts[1]"]
+    with pytest.raises(InputFormatError, match=r"am.json: record document alerts\[1\]"):
+        read_incidents([path], strict=True)
