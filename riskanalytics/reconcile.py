@@ -282,6 +282,10 @@ def reconcile(
         outcome = {"matched": "realized", "review": "needs_review"}.get(
             decision, "new_risk"
         )
+        if outcome == "new_risk" and not any(
+            _text(incident.get(key)) for key in ("title", "root_cause", "impact")
+        ):
+            outcome = "needs_review"  # nothing to build a risk from: ask a person
         row = {col: incident.get(col) for col in RECONCILIATION_COLUMNS}
         row.update(
             outcome=outcome,

@@ -579,23 +579,27 @@ def test_generic_csv_reports(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         result = read_incidents([path], default_timezone="America/New_York")
     frame = result.incidents.set_index("incident_id")
-    assert list(frame.index) == ["N-1", "N-2", "N-3"]
+    assert list(frame.index) == ["N-1", "N-2", "N-3", "N-4"]  # N-4: kept, no text
+    assert pd.isna(frame.loc["N-4", "title"]) and pd.isna(
+        frame.loc["N-4", "root_cause"]
+    )
     assert frame.loc["N-1", "started_at"] == ts("2026-04-02T14:00")  # M/D/YYYY, EDT
     assert frame.loc["N-1", "resolved_at"] == ts("2026-04-02T15:00")
     assert frame.loc["N-1", "trigger"] == "manual"
     assert pd.isna(frame.loc["N-1", "root_cause"])
     assert frame.loc["N-2", "near_miss"] and frame.loc["N-2", "trigger"] == "near-miss"
     assert frame.loc["N-3", "near_miss"] and frame.loc["N-3", "trigger"] == "near-miss"
-    assert [s.record for s in result.skipped] == ["line 5", "line 6"]
+    assert [s.record for s in result.skipped] == ["line 6"]
     assert all(s.file == str(path) for s in result.skipped)
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("reports.csv: record line 5" in m for m in messages)
+    assert any("reports.csv: record line 6" in m for m in messages)
+    assert any("N-4 has no title and no root cause" in m for m in messages)
 
 
 def test_generic_csv_strict_mode_raises_on_bad_record(tmp_path):
     path = tmp_path / "reports.csv"
     path.write_text(CSV_REPORTS, encoding="utf-8")
-    with pytest.raises(InputFormatError, match="reports.csv: record line 5"):
+    with pytest.raises(InputFormatError, match="reports.csv: record line 6"):
         read_incidents([path], strict=True)
 
 

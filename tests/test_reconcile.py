@@ -128,3 +128,13 @@ def test_low_rated_risk_is_not_escalated(config):
 def test_review_file_names_are_safe_slugs():
     assert review_filename("PD/123 x") == "review-PD-123-x.md"
     assert review_filename("../..") == "review-incident.md"
+
+
+def test_incident_without_any_text_goes_to_review_not_to_a_new_risk(config):
+    table = reconcile(
+        incidents({"incident_id": "blank"}),
+        matches(("blank", None, 0.0, "new", "")),
+        risks(CERT),
+        config,
+    )
+    assert table.loc[0, "outcome"] == "needs_review"

@@ -240,11 +240,16 @@ def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
     incident_id = text_or_none(row.get("incident_id"))
     if incident_id is None:
         raise RecordError("expected an 'incident_id' (or 'id')")
+    if "title" not in row and "root_cause" not in row:
+        raise RecordError("expected a 'title' or a 'root_cause'")
     if (
         text_or_none(row.get("title")) is None
         and text_or_none(row.get("root_cause")) is None
     ):
-        raise RecordError("expected a 'title' or a 'root_cause'")
+        log.warning(
+            "Incident %s has no title and no root cause: it cannot be matched",
+            incident_id,
+        )
     record: dict[str, Any] = {k: v for k, v in row.items() if k in _KNOWN}
     for key in ("title", "root_cause", "impact", "severity", "service"):
         record[key] = text_or_none(row.get(key))
