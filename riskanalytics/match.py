@@ -104,8 +104,9 @@ RISK_FIELDS = {
 #: Blend of the three similarities (failure modes, words, spelling).
 BLEND = {"modes": 0.45, "words": 0.35, "spelling": 0.20}
 
-#: A blended cosine of this value or more scores 100.
-_FULL_SCALE = 0.44
+#: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.242
+#: scores 55 (the default matched threshold) and 1 (identical texts) 100.
+_SCALE_KNOTS = ([0.0, 0.242, 1.0], [0.0, 55.0, 100.0])
 
 _DOMAIN_STOP_WORDS = {
     "risk",
@@ -592,9 +593,11 @@ class Matcher:
                 workers=1,
                 dtype=np.float32,
             )
-            fine = fine + BLEND["spelling"] * spelling.reshape(cand.shape) / 100.0
+            # spelling only refines risks that share a word or failure mode
+            spelling = spelling.reshape(cand.shape) * (fine > 0)
+            fine = fine + BLEND["spelling"] * spelling / 100.0
 
-        scores = np.clip(100.0 * fine / _FULL_SCALE, 0.0, 100.0)
+        scores = _to_scale(fine)
         # best first; ties keep register order
         order = np.lexsort((cand, -np.round(scores, 6)), axis=1)[:, :k]
         return (
@@ -698,7 +701,7 @@ class Matcher:
                 if s > 0
             ]
             best = float(scores[n, 0]) if listed else 0.0
-            decision = self._decide(round(best, 1))
+            decision = self._decide(round(best, 1)) if listed else "new"
             records.append(
                 {
                     "incident_id": ids[n],
@@ -715,6 +718,11 @@ class Matcher:
                 }
             )
         return _frame(records)
+
+
+def _to_scale(blend: np.ndarray) -> np.ndarray:
+    """Blended similarity (0-1) to the package's 0-100 score."""
+    return np.interp(blend, *_SCALE_KNOTS)
 
 
 def _top_columns(values: np.ndarray, pool: int) -> np.ndarray:

@@ -1,0 +1,221 @@
+"""Analysts' match decisions: reading, recording and applying them."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import pytest
+import yaml
+
+from riskanalytics.config import MatchingConfig
+from riskanalytics.decisions import (
+    Decisions,
+    apply_decisions,
+    load_decisions,
+    record_decision,
+)
+from riskanalytics.exceptions import InputFormatError
+from riskanalytics.match import Matcher, match_incidents
+
+RISKS = pd.DataFrame(
+    [
+        {"risk_id": "R-1", "description": "A memory leak leads to out of memory kills"},
+        {"risk_id": "R-2", "description": "A TLS certificate expires"},
+        {"risk_id": "R-3", "description": "A disk fills up and writes fail"},
+    ]
+)
+INCIDENTS = pd.DataFrame(
+    [
+        {"incident_id": "I-1", "root_cause": "The disk filled up and writes failed"},
+        {"incident_id": "I-2", "root_cause": "Pods were OOMKilled, heap kept growing"},
+        {"incident_id": "I-3", "root_cause": "The quarterly report ran late"},
+    ]
+)
+
+
+def write(path, entries):
+    path.write_text(yaml.safe_dump(entries), encoding="utf-8")
+    return path
+
+
+def test_missing_file_means_no_decisions(tmp_path):
+    decisions = load_decisions(tmp_path / "match-decisions.yaml")
+    assert len(decisions) == 0
+    assert len(load_decisions(None)) == 0
+
+
+def test_empty_file_means_no_decisions(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text("", encoding="utf-8")
+    assert len(load_decisions(path)) == 0
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"incident_id": "I-1"}, r"expected a list of decisions, found dict"),
+        ([{"incident_id": "I-1", "action": "confirm"}, "oops"], r"entry 1: expected"),
+        ([{"incident_id": "I-1", "action": "accept"}], r"entry 0: action must be"),
+        ([{"action": "confirm"}], r"entry 0: expected an incident_id"),
+        ([{"incident_id": "I-1", "action": "reject"}], r"entry 0: reject needs"),
+        ([{"incident_id": "I-1", "action": "redirect"}], r"entry 0: redirect needs"),
+        (
+            [{"incident_id": "I-1", "action": "confirm", "risk": "R-1"}],
+            r"entry 0: unknown key\(s\) risk",
+        ),
+    ],
+)
+def test_malformed_file_names_file_and_entry(tmp_path, entries, message):
+    path = write(tmp_path / "match-decisions.yaml", entries)
+    with pytest.raises(InputFormatError, match=message) as caught:
+        load_decisions(path)
+    assert "match-decisions.yaml" in str(caught.value)
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text("- incident_id: I-1\n  action: [confirm\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match=r"match-decisions\.yaml: line \d+"):
+        load_decisions(path)
+
+
+def test_record_decision_appends_in_order_and_round_trips(tmp_path):
+    path = tmp_path / "learning" / "match-decisions.yaml"
+    record_decision(path, "I-1", "confirm", "R-3", by="alice", note="disk")
+    record_decision(path, "I-2", "redirect", new_risk=True, by="bob")
+    decisions = load_decisions(path)
+    assert [(d.incident_id, d.action, d.risk_id) for d in decisions] == [
+        ("I-1", "confirm", "R-3"),
+        ("I-2", "redirect", None),
+    ]
+    assert decisions.entries[0].by == "alice" and decisions.entries[0].at
+    assert decisions.entries[1].new_risk is True
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_record_decision_refuses_a_malformed_decision(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    with pytest.raises(InputFormatError, match="reject needs"):
+        record_decision(path, "I-1", "reject")
+    assert not path.exists()
+
+
+def test_concurrent_records_are_all_kept(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    threads = [
+        threading.Thread(
+            target=record_decision, args=(path, f"I-{i}", "confirm", "R-1")
+        )
+        for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(d.incident_id for d in load_decisions(path)) == [
+        f"I-{i}" for i in range(8)
+    ]
+
+
+def scored():
+    return Matcher(RISKS).match(INCIDENTS)
+
+
+def decisions(*entries) -> Decisions:
+    from riskanalytics.decisions import Decision
+
+    return Decisions(tuple(Decision(**e) for e in entries))
+
+
+def test_confirm_forces_the_risk_as_matched():
+    result = apply_decisions(
+        scored(),
+        decisions({"incident_id": "I-3", "action": "confirm", "risk_id": "R-2"}),
+    ).set_index("incident_id")
+    assert result.loc["I-3", "decision"] == "matched"
+    assert result.loc["I-3", "risk_id"] == "R-2"
+    assert result.loc["I-3", "candidates"].startswith("R-2:")
+    assert result.loc["I-3", "decided_by"] == "analyst"
+    assert result.loc["I-1", "decided_by"] == "score"
+
+
+def test_confirm_without_risk_keeps_the_best_candidate():
+    before = scored().set_index("incident_id")
+    result = apply_decisions(
+        scored(), decisions({"incident_id": "I-1", "action": "confirm"})
+    ).set_index("incident_id")
+    assert result.loc["I-1", "risk_id"] == before.loc["I-1", "candidates"].split(":")[0]
+    assert result.loc["I-1", "decided_by"] == "analyst"
+
+
+def test_reject_removes_the_risk_and_decides_again():
+    before = scored().set_index("incident_id")
+    assert before.loc["I-1", "risk_id"] == "R-3"
+    result = apply_decisions(
+        scored(),
+        decisions({"incident_id": "I-1", "action": "reject", "risk_id": "R-3"}),
+    ).set_index("incident_id")
+    assert "R-3" not in result.loc["I-1", "candidates"]
+    assert (
+        pd.isna(result.loc["I-1", "risk_id"]) or result.loc["I-1", "risk_id"] != "R-3"
+    )
+    left = result.loc["I-1", "candidates"]
+    expected = float(left.split(";")[0].split(":")[1]) if left else 0.0
+    assert result.loc["I-1", "match_score"] == expected
+    assert result.loc["I-1", "decision"] in {"review", "new"}
+
+
+def test_redirect_sets_another_risk_or_new():
+    result = apply_decisions(
+        scored(),
+        decisions(
+            {"incident_id": "I-1", "action": "redirect", "risk_id": "R-1"},
+            {"incident_id": "I-2", "action": "redirect", "new_risk": True},
+        ),
+    ).set_index("incident_id")
+    assert result.loc["I-1", "risk_id"] == "R-1"
+    assert result.loc["I-1", "decision"] == "matched"
+    assert result.loc["I-2", "decision"] == "new"
+    assert pd.isna(result.loc["I-2", "risk_id"])
+
+
+def test_later_entry_refines_an_earlier_one():
+    result = apply_decisions(
+        scored(),
+        decisions(
+            {"incident_id": "I-1", "action": "confirm", "risk_id": "R-3"},
+            {"incident_id": "I-1", "action": "reject", "risk_id": "R-3"},
+        ),
+    ).set_index("incident_id")
+    assert (
+        pd.isna(result.loc["I-1", "risk_id"]) or result.loc["I-1", "risk_id"] != "R-3"
+    )
+
+
+def test_confirmed_decision_wins_on_every_rerun(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    record_decision(path, "I-3", "confirm", "R-1", by="alice")
+    for _ in range(2):
+        result = match_incidents(
+            INCIDENTS, RISKS, MatchingConfig(), load_decisions(path)
+        ).set_index("incident_id")
+        assert result.loc["I-3", "risk_id"] == "R-1"
+        assert result.loc["I-3", "decided_by"] == "analyst"
+        assert result.loc["I-3", "evidence"]["analyst"][0]["by"] == "alice"
+
+
+def test_confirmed_incidents_teach_the_risk_their_words():
+    taught = pd.DataFrame(
+        [{"incident_id": "I-9", "root_cause": "kafka consumer lag on zorblax brokers"}]
+    )
+    new = pd.DataFrame(
+        [{"incident_id": "I-10", "root_cause": "zorblax brokers lagged again"}]
+    )
+    entries = decisions({"incident_id": "I-9", "action": "confirm", "risk_id": "R-2"})
+    before = match_incidents(new, RISKS).iloc[0]
+    after = match_incidents(
+        pd.concat([taught, new], ignore_index=True), RISKS, None, entries
+    ).iloc[1]
+    assert "R-2" not in (before["candidates"] or "")
+    assert after["candidates"].startswith("R-2:")

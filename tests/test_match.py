@@ -1,0 +1,340 @@
+"""Matching incidents to risks: scores, decisions, candidates, evidence, engines."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from riskanalytics.config import MatchingConfig
+from riskanalytics.exceptions import ConfigError
+from riskanalytics.match import (
+    SCORE_SCALE,
+    Matcher,
+    load_synonyms,
+    match_incidents,
+)
+from riskanalytics.register import read_register
+from riskanalytics.schema import MATCH_COLUMNS
+
+DEV = Path(__file__).parent / "fixtures" / "match" / "dev"
+
+RISKS = pd.DataFrame(
+    [
+        {
+            "risk_id": "R-1",
+            "description": "A memory leak leads to out of memory kills and crash loops",
+            "category": "Software",
+            "mitigations": "Memory limits; heap profiling",
+        },
+        {
+            "risk_id": "R-2",
+            "description": "A TLS certificate expires and clients reject connections",
+            "category": "Security",
+            "mitigations": "Automated renewal; expiry alerts",
+        },
+        {
+            "risk_id": "R-3",
+            "description": "A Kubernetes cluster upgrade breaks workloads",
+            "category": "Infrastructure",
+            "mitigations": "Upgrade staging first",
+        },
+        {
+            "risk_id": "R-4",
+            "description": "A disk fills up and database writes fail",
+            "category": "Capacity",
+            "mitigations": "Disk usage alerts; log rotation",
+        },
+    ]
+)
+
+
+def incidents(*rows: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows))
+    for column in ("incident_id", "title", "root_cause", "impact"):
+        if column not in frame.columns:
+            frame[column] = pd.NA
+    return frame
+
+
+def one(matcher: Matcher, **fields) -> pd.Series:
+    return matcher.match(incidents({"incident_id": "I-1", **fields})).iloc[0]
+
+
+def test_score_scale_is_zero_to_hundred():
+    assert SCORE_SCALE == (0, 100)
+
+
+@pytest.mark.parametrize(
+    ("root_cause", "expected"),
+    [
+        ("Pods were OOMKilled after the heap kept growing", "R-1"),
+        ("The k8s control nodes were moved to 1.30 and pods failed", "R-3"),
+        ("Our cert lapsed; browsers refused the handshake", "R-2"),
+        ("No space left on device on the postgres volume", "R-4"),
+    ],
+)
+def test_synonyms_bring_different_words_together(root_cause, expected):
+    row = one(Matcher(RISKS), root_cause=root_cause)
+    assert row["candidates"].split(";")[0].split(":")[0] == expected
+    assert row["evidence"]["failure_modes"]
+
+
+def test_synonyms_explain_the_match_in_evidence():
+    row = one(Matcher(RISKS), root_cause="Service OOMKilled repeatedly")
+    assert "memory" in row["evidence"]["failure_modes"]
+    assert row["evidence"]["runner_ups"] == [
+        {"risk_id": r, "score": float(s)}
+        for r, s in (c.split(":") for c in row["candidates"].split(";")[1:])
+    ]
+
+
+def test_without_vocabulary_synonyms_do_not_match():
+    plain = Matcher(RISKS, synonyms={})
+    row = one(plain, root_cause="Service OOMKilled repeatedly")
+    assert row["candidates"] == ""
+    assert row["match_score"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"root_cause": "", "title": ""},
+        {"root_cause": None, "title": None},
+        {"root_cause": float("nan"), "title": pd.NA, "impact": pd.NA},
+        {"root_cause": "   ", "title": "!!! ---"},
+    ],
+)
+def test_empty_text_is_new_with_score_zero(fields):
+    row = one(Matcher(RISKS), **fields)
+    assert row["decision"] == "new"
+    assert row["match_score"] == 0.0
+    assert row["candidates"] == ""
+    assert pd.isna(row["risk_id"])
+
+
+def test_empty_register_gives_new_for_every_incident():
+    empty = pd.DataFrame(columns=["risk_id", "description"])
+    result = Matcher(empty).match(
+        incidents({"incident_id": "I-1", "root_cause": "disk full"})
+    )
+    assert result["decision"].tolist() == ["new"]
+    assert result["match_score"].tolist() == [0.0]
+
+
+def test_no_incidents_gives_empty_table_with_columns():
+    result = Matcher(RISKS).match(incidents())
+    assert len(result) == 0
+    assert set(MATCH_COLUMNS) <= set(result.columns)
+
+
+def test_id_column_is_accepted_for_incident_id():
+    frame = pd.DataFrame([{"id": "X-9", "root_cause": "disk full"}])
+    assert Matcher(RISKS).match(frame)["incident_id"].tolist() == ["X-9"]
+
+
+def test_very_long_text_is_scored_within_scale():
+    text = "The disk filled up and writes failed. " * 5000 + "x" * 100_000
+    row = one(Matcher(RISKS), root_cause=text)
+    assert 0 <= row["match_score"] <= 100
+    assert row["candidates"].startswith("R-4:")
+
+
+def test_non_english_text_does_not_fail():
+    rows = incidents(
+        {"incident_id": "de", "root_cause": "Zertifikat abgelaufen, Verbindung "},
+        {"incident_id": "ja", "root_cause": "証明書の有効期限が切れました"},
+        {"incident_id": "ru", "root_cause": "Диск переполнен"},
+    )
+    result = Matcher(RISKS).match(rows)
+    assert result["match_score"].between(0, 100).all()
+    assert result["decision"].isin(["matched", "review", "new"]).all()
+
+
+def test_duplicated_risks_tie_and_the_first_listed_wins():
+    doubled = pd.concat(
+        [RISKS, RISKS.iloc[[3]].assign(risk_id="R-4b")], ignore_index=True
+    )
+    row = one(Matcher(doubled), root_cause="The disk filled up, writes failed")
+    first, second = row["candidates"].split(";")[:2]
+    assert first.startswith("R-4:") and second.startswith("R-4b:")
+    assert first.split(":")[1] == second.split(":")[1]
+
+
+def test_duplicated_risk_id_keeps_the_first_and_warns(caplog):
+    doubled = pd.concat([RISKS, RISKS.iloc[[0]]], ignore_index=True)
+    with caplog.at_level(logging.WARNING, logger="riskanalytics.match"):
+        matcher = Matcher(doubled)
+    assert matcher.risk_ids == ["R-1", "R-2", "R-3", "R-4"]
+    assert "R-1" in caplog.text
+
+
+SOME = incidents(
+    {"incident_id": "a", "root_cause": "The disk filled up and writes failed"},
+    {"incident_id": "b", "root_cause": "A pod was OOMKilled"},
+    {"incident_id": "c", "title": "Clients saw certificate errors"},
+    {"incident_id": "d", "root_cause": "The payroll batch was late"},
+    {"incident_id": "e", "root_cause": ""},
+)
+
+
+@pytest.mark.parametrize(
+    ("matched", "review"), [(55, 35), (80, 10), (0, 0), (100, 100)]
+)
+def test_thresholds_decide_from_the_best_score(matched, review):
+    result = Matcher(RISKS, matched_threshold=matched, review_threshold=review).match(
+        SOME
+    )
+    for row in result.itertuples():
+        if row.candidates and row.match_score >= matched:
+            assert row.decision == "matched"
+            assert row.risk_id == row.candidates.split(":")[0]
+        elif row.candidates and row.match_score >= review:
+            assert row.decision == "review" and pd.isna(row.risk_id)
+        else:
+            assert row.decision == "new" and pd.isna(row.risk_id)
+
+
+def test_default_thresholds_match_clear_cases_and_not_unrelated_ones():
+    result = Matcher(RISKS).match(SOME).set_index("incident_id")
+    assert result.loc["a", "decision"] == "matched"
+    assert result.loc["d", "decision"] == "new"
+
+
+def test_thresholds_out_of_order_are_refused():
+    with pytest.raises(ValueError, match="review_threshold"):
+        Matcher(RISKS, matched_threshold=30, review_threshold=60)
+
+
+def test_candidates_format_is_best_first_top_k_one_decimal():
+    result = Matcher(RISKS, top_k=2).match(SOME)
+    pattern = re.compile(r"^R-\d+:\d{1,3}\.\d(;R-\d+:\d{1,3}\.\d)*$")
+    for row in result.itertuples():
+        if not row.candidates:
+            continue
+        assert pattern.match(row.candidates)
+        scores = [float(c.split(":")[1]) for c in row.candidates.split(";")]
+        assert len(scores) <= 2
+        assert scores == sorted(scores, reverse=True)
+        assert scores[0] == row.match_score
+
+
+def test_result_has_match_columns_and_decided_by_score():
+    result = Matcher(RISKS).match(SOME)
+    assert list(result.columns[: len(MATCH_COLUMNS)]) == MATCH_COLUMNS
+    assert set(result["decided_by"]) == {"score"}
+    assert result["incident_id"].tolist() == list("abcde")
+    assert all(isinstance(e, dict) for e in result["evidence"])
+
+
+def test_formal_statement_weighs_its_cause_above_its_consequence():
+    formal = pd.DataFrame(
+        [
+            {
+                "risk_id": "RSK-01",
+                "description": "There is a risk that the TLS certificate expires, "
+                "resulting in customers being unable to log in",
+            },
+            {
+                "risk_id": "RSK-02",
+                "description": "There is a risk that the login service is deployed "
+                "with a bug, resulting in failed payments",
+            },
+        ]
+    )
+    matcher = Matcher(formal)
+    cause = one(matcher, root_cause="The certificate expired")
+    consequence = one(matcher, root_cause="Customers were unable to log in")
+    assert cause["candidates"].startswith("RSK-01")
+    assert cause["match_score"] > consequence["match_score"]
+
+
+def test_chunking_does_not_change_results():
+    whole = Matcher(RISKS).match(SOME)
+    chunked = Matcher(RISKS, chunk_size=2).match(SOME)
+    pd.testing.assert_frame_equal(whole, chunked)
+
+
+@pytest.fixture(scope="module")
+def dev():
+    risks = read_register(DEV / "risk-register.md").risks
+    frame = pd.read_json(DEV / "incidents.jsonl", lines=True, dtype=False)
+    labels = pd.read_csv(DEV / "labels.csv", dtype=str)
+    return risks, frame.rename(columns={"id": "incident_id"}), labels
+
+
+def test_candidate_retrieval_gives_the_exhaustive_top_one(dev):
+    risks, frame, _ = dev
+    narrow = Matcher(risks, candidate_pool=5).match(frame)
+    exhaustive = Matcher(risks, candidate_pool=None).match(frame)
+    first = narrow["candidates"].str.split(":").str[0]
+    assert first.tolist() == exhaustive["candidates"].str.split(":").str[0].tolist()
+    assert narrow["match_score"].tolist() == exhaustive["match_score"].tolist()
+
+
+def test_dev_set_accuracy_stays_above_floor(dev):
+    """A regression guard on the labeled dev set, with the fixed default config."""
+    risks, frame, labels = dev
+    result = match_incidents(frame, risks, MatchingConfig())
+    acceptable = dict(
+        zip(labels["id"], labels["acceptable"].str.split(";"), strict=True)
+    )
+    correct = top3 = 0
+    for row in result.itertuples():
+        ok = acceptable[row.incident_id]
+        predicted = row.risk_id if row.decision == "matched" else "NONE"
+        ranked = [c.split(":")[0] for c in row.candidates.split(";") if c]
+        correct += predicted in ok
+        top3 += bool(set(ranked[:3]) & set(ok)) or ok == ["NONE"]
+    assert correct / len(result) >= 0.68
+    assert top3 / len(result) >= 0.87
+
+
+def test_synonyms_file_extends_the_vocabulary(tmp_path):
+    path = tmp_path / "synonyms.yaml"
+    path.write_text("failure_modes:\n  disk_full:\n    - zorbfull\n", encoding="utf-8")
+    modes = load_synonyms(path)
+    assert "zorbfull" in modes["disk_full"]
+    assert "oom" in modes["memory"]
+    config = MatchingConfig(synonyms_path=path)
+    rows = incidents({"incident_id": "z", "root_cause": "zorbfull on host"})
+    assert match_incidents(rows, RISKS, config)["candidates"][0].startswith("R-4")
+
+
+def test_malformed_synonyms_file_names_file_and_key(tmp_path):
+    path = tmp_path / "synonyms.yaml"
+    path.write_text("failure_modes:\n  disk_full: {a: 1}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"synonyms\.yaml[\s\S]*disk_full"):
+        load_synonyms(path)
+
+
+@pytest.mark.timeout(120)
+def test_dask_engine_gives_the_local_result():
+    distributed = pytest.importorskip("dask.distributed")
+    rows = pd.concat([SOME] * 3, ignore_index=True)
+    rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
+    local = match_incidents(rows, RISKS, MatchingConfig())
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        config = MatchingConfig(engine="dask", dask_scheduler=cluster.scheduler_address)
+        remote = match_incidents(rows, RISKS, config)
+    pd.testing.assert_frame_equal(local, remote)
+
+
+@pytest.mark.timeout(120)
+def test_dask_engine_over_several_chunks_gives_the_local_result():
+    distributed = pytest.importorskip("dask.distributed")
+    from riskanalytics.match import _match_dask
+
+    rows = pd.concat([SOME] * 4, ignore_index=True)
+    rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
+    matcher = Matcher(RISKS, chunk_size=3)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        remote = _match_dask(matcher, rows, cluster.scheduler_address)
+    pd.testing.assert_frame_equal(matcher.match(rows), remote)
