@@ -369,6 +369,31 @@ def test_pagerduty_malformed_json_names_the_url(api):
     assert "expected a JSON body" in str(caught.value)
 
 
+def test_pagerduty_missing_log_entries_leave_that_timeline_out(api, caplog):
+    api.fail(
+        "/incidents/PQ7RMSD/log_entries", 404, b'{"error": {"message": "Not Found"}}'
+    )
+
+    frame = _pd(api)
+
+    checkout = frame.set_index("incident_id").loc["PD-1235"]
+    assert checkout["started_at"] == _utc("2015-10-12T08:02:10Z")
+    assert pd.isna(checkout["recovery_actions"])
+    assert len(frame) == 4
+    assert "/incidents/PQ7RMSD/log_entries answered HTTP 404" in caplog.text
+
+
+def test_pagerduty_unreachable_service_is_an_input_error(monkeypatch):
+    monkeypatch.setenv("PAGERDUTY_API_TOKEN", PD_TOKEN)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    with pytest.raises(InputFormatError, match="no connection") as caught:
+        pull_pagerduty(since=SINCE, until=UNTIL, base_url=f"https://127.0.0.1:{port}")
+    assert PD_TOKEN not in str(caught.value)
+
+
 def test_pagerduty_plain_http_base_url_is_refused(api):
     with pytest.raises(ConfigError, match="base_url"):
         pull_pagerduty(since=SINCE, until=UNTIL, base_url="http://127.0.0.1:9")
@@ -409,7 +434,7 @@ def test_opsgenie_follows_paging_next_and_keeps_closed_alerts(api):
     listed = api.seen("/v2/alerts")
     assert len(listed) == 2
     expected_query = (
-        "createdAt>=1793491200000 AND createdAt<1796083200000 AND status: closed"
+        "createdAt>=1793491200000 AND createdAt<1796083200000 AND status:closed"
     )
     assert listed[0]["query"]["query"] == [expected_query]
     assert listed[0]["query"]["offset"] == ["0"]

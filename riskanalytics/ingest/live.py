@@ -168,9 +168,7 @@ def pull_pagerduty(
                 if record is None:
                     continue
                 if with_log_entries:
-                    entries = _pd_list(
-                        client, f"incidents/{incident['id']}/log_entries", {}
-                    )
+                    entries = _pd_log_entries(client, incident["id"])
                     _apply_timeline(record, incident, entries, ctx)
                 records.append(record)
         except pagerduty.Error as exc:
@@ -244,7 +242,7 @@ def pull_opsgenie(
     path = _OG_PATHS[kind]
     query = f"createdAt>={_epoch_ms(start)} AND createdAt<{_epoch_ms(end)}"
     if kind == "alerts":
-        query += " AND status: closed"
+        query += " AND status:closed"
     params: dict[str, Any] | None = {
         "query": query,
         "offset": 0,
@@ -589,6 +587,18 @@ def _pd_list(client: _PagerDutyClient, path: str, params: dict) -> list[dict]:
         log.warning("PagerDuty /%s: %s", path, warning.message)
     log.debug("PagerDuty /%s: %d item(s)", path, len(items))
     return items
+
+
+def _pd_log_entries(client: _PagerDutyClient, pd_id: str) -> list[dict]:
+    """An incident's log entries; none, with a warning, when it is gone (404)."""
+    path = f"incidents/{pd_id}/log_entries"
+    try:
+        return _pd_list(client, path, {})
+    except pagerduty.HttpError as exc:
+        if exc.response.status_code != 404:
+            raise
+        log.warning("PagerDuty /%s answered HTTP 404; timeline left out", path)
+        return []
 
 
 def _pd_record(
