@@ -133,22 +133,43 @@ def run(config_path, trigger, rollback_log, reports, extra, dry_run, no_notify, 
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", default=None, help="Input format (default: detect).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--strict", is_flag=True, help="A bad record is an error, not skipped.")
 @click.option(
     "--timezone", default="UTC", show_default=True, help="Zone for naive times."
 )
-def ingest(files, fmt, output, strict, timezone):
-    """Normalize incident files to the incident columns, as CSV."""
+@click.option(
+    "--pull",
+    "pull_source",
+    type=click.Choice(["pagerduty", "opsgenie"]),
+    default=None,
+    help="Pull resolved incidents from this service's API (token from "
+    "PAGERDUTY_API_TOKEN or OPSGENIE_API_KEY) instead of reading files.",
+)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
+@click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
+def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
+    """Normalize incident files (or an API pull) to the incident columns, as CSV."""
     from riskanalytics.ingest import read_incidents, write_incidents_csv
 
+    if pull_source:
+        from datetime import UTC, datetime, timedelta
+
+        from riskanalytics.ingest.live import pull
+
+        until = until or datetime.now(UTC)
+        since = since or until - timedelta(days=7)
+        frame = pull(pull_source, since=since, until=until)
+        write_incidents_csv(frame, output or sys.stdout)
+        log.info("%d incidents pulled from %s", len(frame), pull_source)
+        return
+    if not files:
+        raise click.UsageError("give incident FILES, or --pull SERVICE")
+
     result = read_incidents(files, fmt, strict=strict, default_timezone=timezone)
-    if output is None:
-        write_incidents_csv(result.incidents, sys.stdout)
-    else:
-        write_incidents_csv(result.incidents, output)
+    write_incidents_csv(result.incidents, output or sys.stdout)
     log.info(
         "%d incidents from %d files, %d records skipped",
         len(result.incidents),
@@ -160,7 +181,12 @@ def ingest(files, fmt, output, strict, timezone):
 @cli.command()
 @click.option("--register", "register_path", required=True, type=_existing)
 @click.option(
-    "--incidents", "incident_files", required=True, multiple=True, type=_existing
+    "--incidents",
+    "incident_files",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Incident files or folders (any format ingest reads).",
 )
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
 @click.option(
