@@ -495,6 +495,7 @@ def run(
             else 0,
             "reviews_overdue": len(overdue),
             "escalations": int(recon["escalate"].sum()),
+            "new_risks_unassigned": _unassigned(recon, config),
         }
         summary["register_changed"] = bool(update.changed)
         summary["metrics"] = metrics.headline
@@ -514,6 +515,23 @@ def run(
         )
     log.info("Run %s finished in %.1f s", run_id, summary["seconds"])
     return summary
+
+
+def _unassigned(recon: pd.DataFrame, config: Config) -> int:
+    """Count, and report, new risks that no service-to-owner entry assigned."""
+    new = recon[
+        (recon["outcome"] == "new_risk") & (recon["owner"] == config.default_owner)
+    ]
+    for _, row in new.iterrows():
+        log.warning(
+            "New risk %s (incident %s, service %s) has no owner: add the service "
+            "to 'owners' in %s",
+            row["risk_id"],
+            row["incident_id"],
+            row["service"],
+            config.config_path,
+        )
+    return len(new)
 
 
 def _notify(config, recon, overdue, dry_run, notify) -> dict:

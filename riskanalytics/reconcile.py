@@ -74,6 +74,7 @@ _FAILED = re.compile(
     r"not (?:triggered|fired|caught|detected|working|configured|in place|tested)|"
     r"never|missing|missed|"
     r"no (?:alert|alerting|monitoring|backup|canary|rollback|test)s?|"
+    r"failing|had stopped|stopped (?:working|running)|silenced|muted|ignored|archived|"
     r"bypass(?:ed)?|ineffective|disabled|broken|too late|stale|unable to|could not|"
     r"couldn't|without)\b",
     re.IGNORECASE,

@@ -19,7 +19,7 @@ def test_sample_config_loads_with_paths_resolved_against_its_folder():
     assert config.risk_register_path == ROOT / "learning" / "risk-register.md"
     assert config.incident_sources[0].path == ROOT / "learning" / "incidents"
     assert config.reviews_dir.is_absolute()
-    assert config.escalation_score() == 10
+    assert config.escalation_score() == 17
 
 
 def test_config_is_frozen():
