@@ -30,7 +30,7 @@ BUG = {
 
 @pytest.fixture
 def config():
-    return load_config(ROOT / "config.yaml")
+    return load_config(ROOT / "config.yaml", risk_threshold_for_escalation="high")
 
 
 def test_expiry_alert_that_never_fired_is_a_failed_mitigation():
