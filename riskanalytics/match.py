@@ -4,7 +4,7 @@ Scores
 ------
 Every score is on one scale, ``SCORE_SCALE = (0, 100)``:
 
-- **0**: the incident and the risk share no failure mode, word or spelling.
+- **0**: the incident and the risk share no failure mode and no word.
 - **35** (default ``matching.review_threshold``): they share some specific
   vocabulary; an analyst should look (decision ``review``).
 - **55** (default ``matching.matched_threshold``): the incident describes the
@@ -12,18 +12,22 @@ Every score is on one scale, ``SCORE_SCALE = (0, 100)``:
 - **100**: the incident is worded like the risk itself.
 
 A score blends three similarities between the incident's text and the risk's
-profile, each a cosine between 0 and 1:
+profile, each between 0 and 1:
 
-- *failure modes*: both texts are mapped onto a vocabulary of failure modes
-  (``riskanalytics/data/synonyms.yaml``: "OOMKilled", "out of memory" and
-  "memory leak" all mean ``memory``), weighted by how specific each mode is to
-  one risk in the register;
-- *words*: lightly stemmed words and word pairs, weighted the same way;
-- *spelling*: character 3- to 5-grams, which catch product names and
-  compounds the other two miss.
+- *failure modes* (weight 0.45): both texts are mapped onto a vocabulary of
+  failure modes (``riskanalytics/data/synonyms.yaml``: "OOMKilled", "out of
+  memory" and "memory leak" all mean ``memory``); a cosine of TF-IDF vectors
+  whose weights say how specific each mode is to few risks of the register;
+- *words* (weight 0.35): the same cosine over lightly stemmed words and word
+  pairs;
+- *spelling* (weight 0.20): rapidfuzz ``token_set_ratio`` of the raw texts,
+  counted only for risks that share a word or a failure mode with the incident.
 
-Fields carry different weights: an incident's root cause counts more than its
-impact, which counts more than its title; a risk's description counts more
+The blend maps piecewise linearly onto 0-100: 0.242 gives 55, 1.0 gives 100.
+
+Fields carry different weights: an incident's root cause counts most (its
+effect part, "... caused EFFECT", a little less), then its title, then its
+impact; a risk's description counts more
 than its mitigations and category, and a formal "There is a risk that CAUSE
 resulting in CONSEQUENCE" counts its cause more than its consequence.
 
@@ -32,8 +36,10 @@ Scale
 For 100,000 incidents against 5,000 risks, candidates are retrieved with
 sparse products over chunks of incidents (memory grows with the chunk, not
 with incidents x risks), and only the best ``candidate_pool`` risks of each
-incident are re-scored with character n-grams. With a pool at least as large
-as the register the result is that of scoring every pair. ``engine: dask``
+incident are re-scored for spelling (the spelling weight can reorder only
+risks whose retrieval scores are within 0.2 of each other). With a pool at
+least as large as the register (``candidate_pool=None``) every pair is scored;
+on the dev set the default pool of 10 gives the same answers. ``engine: dask``
 in the config runs the chunks on a Dask cluster with identical results.
 """
 
@@ -304,23 +310,25 @@ class _Vocabulary:
                 key = tuple(_tokens(phrase))
                 if key:
                     self.phrases.setdefault(key, set()).add(name)
+        self.names = {k: sorted(v) for k, v in self.phrases.items()}
         self.longest = max((len(k) for k in self.phrases), default=0)
         self.first = {k[0] for k in self.phrases}
 
     def modes(self, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
-        """Failure modes found (longest phrase first), and the phrases."""
+        """Failure modes found (leftmost, longest phrase first), and the phrases."""
         found: list[str] = []
         phrases: list[str] = []
-        i = 0
-        while i < len(tokens):
-            if tokens[i] not in self.first:
+        first, names, longest = self.first, self.names, self.longest
+        i, end = 0, len(tokens)
+        while i < end:
+            if tokens[i] not in first:
                 i += 1
                 continue
-            for n in range(min(self.longest, len(tokens) - i), 0, -1):
-                names = self.phrases.get(tuple(tokens[i : i + n]))
-                if names:
-                    found.extend(sorted(names))
-                    phrases.append(" ".join(tokens[i : i + n]))
+            for n in range(min(longest, end - i), 0, -1):
+                key = tuple(tokens[i : i + n])
+                if key in names:
+                    found.extend(names[key])
+                    phrases.append(" ".join(key))
                     i += n
                     break
             else:
@@ -845,7 +853,8 @@ def _match_dask(matcher: Matcher, incidents: pd.DataFrame, scheduler: str | None
     try:
         with Client(scheduler) as client:
             remote = client.scatter(matcher, broadcast=True)
-            futures = client.map(_run_chunk, [remote] * len(chunks), chunks)
+            parts = client.scatter(chunks)
+            futures = client.map(_run_chunk, [remote] * len(chunks), parts)
             parts = client.gather(futures)
     finally:
         if cluster is not None:
