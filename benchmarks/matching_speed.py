@@ -78,7 +78,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--risks", type=int, default=5_000)
-    parser.add_argument("--baseline-sample", type=int, default=200)
+    parser.add_argument("--baseline-sample", type=int, default=500)
     parser.add_argument(
         "--dask", type=int, default=2, help="Dask worker processes (0: skip)"
     )

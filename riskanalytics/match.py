@@ -598,7 +598,7 @@ class Matcher:
                 [self._risk_texts[j] for j in cand.ravel()],
                 scorer=fuzz.token_set_ratio,
                 processor=str.lower,
-                workers=1,
+                workers=-1,
                 dtype=np.float32,
             )
             # spelling only refines risks that share a word or failure mode
