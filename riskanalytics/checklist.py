@@ -194,6 +194,13 @@ def read_review(path: str | Path) -> dict:
         raise InputFormatError(
             f"{path}: front matter is not valid YAML: {exc}"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(
+            f"{path}: expected UTF-8 text, found byte 0x{exc.object[exc.start]:02x} "
+            f"at offset {exc.start}"
+        ) from None
+    except OSError as exc:
+        raise InputFormatError(f"{path}: cannot be read ({exc.strerror})") from None
     meta = dict(post.metadata)
     if "incident_id" not in meta:
         raise InputFormatError(f"{path}: front matter has no incident_id")
@@ -203,6 +210,12 @@ def read_review(path: str | Path) -> dict:
             f"{path}: status {status!r} is not one of {', '.join(REVIEW_STATUSES)}"
         )
     meta["status"] = status
+    try:
+        meta["deadline"] = pd.Timestamp(str(meta.get("deadline")), tz="UTC")
+    except (ValueError, TypeError):
+        raise InputFormatError(
+            f"{path}: deadline {meta.get('deadline')!r} is not a date (YYYY-MM-DD)"
+        ) from None
     worked = meta.get("mitigations_worked", "unknown")
     if isinstance(worked, bool):  # YAML reads an unquoted yes/no as a boolean
         worked = "yes" if worked else "no"
@@ -231,7 +244,7 @@ def review_status(
         except InputFormatError as exc:
             log.warning("Skipped review: %s", exc)
             continue
-        deadline = pd.Timestamp(str(meta.get("deadline")), tz="UTC")
+        deadline = meta["deadline"]
         late = meta["status"] != "done" and deadline < now
         rows.append(
             {

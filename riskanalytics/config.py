@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from riskanalytics.exceptions import ConfigError
 
@@ -45,6 +55,18 @@ class IncidentSource(_Frozen):
     path: Path
     format: str = "auto"
     name: str | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        from riskanalytics.ingest import FORMATS
+
+        if value != "auto" and value not in FORMATS:
+            raise ValueError(
+                f"unknown format {value!r}; expected auto or one of "
+                f"{', '.join(sorted(FORMATS))}"
+            )
+        return value
 
 
 class MatchingConfig(_Frozen):
@@ -95,14 +117,14 @@ class Config(_Frozen):
     config_path: Path
     risk_register_path: Path
     incident_sources: list[IncidentSource]
-    auto_create_risks: bool = True
-    risk_threshold_for_escalation: str | int = "high"
-    review_deadline_days: int = Field(14, ge=0, le=3650)
+    auto_create_risks: StrictBool = True
+    risk_threshold_for_escalation: StrictStr | StrictInt = "high"
+    review_deadline_days: StrictInt = Field(14, ge=0, le=3650)
     reports_dir: Path
     reviews_dir: Path
     decisions_path: Path
     timezone: str = "UTC"
-    strict: bool = False
+    strict: StrictBool = False
     owners: dict[str, str] = {}
     default_owner: str = "unassigned"
     likelihood_probability: dict[str, float] = DEFAULT_LIKELIHOOD_PROBABILITY
@@ -111,6 +133,17 @@ class Config(_Frozen):
     matching: MatchingConfig = MatchingConfig()
     alert_grouping: AlertGroupingConfig = AlertGroupingConfig()
     notifications: NotificationConfig = NotificationConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Config:
@@ -188,6 +221,13 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
         raise ConfigError(path, [("<file>", "expected a mapping of keys to values")])
 
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    missing = [
+        (key, "Field required")
+        for key in ("risk_register_path", "incident_sources")
+        if raw.get(key) in (None, "")
+    ]
+    if missing:
+        raise ConfigError(path, missing)
     base = path.resolve().parent
     data = dict(raw)
     data["config_path"] = path.resolve()

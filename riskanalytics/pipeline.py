@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from riskanalytics.config import Config, load_config
-from riskanalytics.exceptions import RiskAnalyticsError
+from riskanalytics.exceptions import ConfigError, RiskAnalyticsError
 
 __all__ = [
     "NOTEBOOKS",
@@ -369,9 +369,22 @@ def _render_html(notebook: Path) -> Path:
 
 def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
     """Read every input once so that bad input stops the run before any write."""
+    from riskanalytics.decisions import load_decisions
     from riskanalytics.register import read_register
 
+    for key in ("reports_dir", "reviews_dir"):
+        folder = getattr(config, key)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(
+                config.config_path, [(key, f"{folder} exists and is not a folder")]
+            )
     register = read_register(config.risk_register_path)
+    load_decisions(config.decisions_path)
+    if config.reviews_dir.is_dir():
+        from riskanalytics.checklist import read_review
+
+        for review in sorted(config.reviews_dir.glob("review-*.md")):
+            read_review(review)
     ingested = _ingest(config, inputs)
     return {
         "register": str(config.risk_register_path),
@@ -564,6 +577,7 @@ def preview(
     import tempfile
 
     config = _config(config)
+    _preflight(config, inputs)
     with tempfile.TemporaryDirectory(prefix="riskanalytics-") as scratch:
         scratch = Path(scratch) / "dry-run"
         result = stage_reconcile(config, scratch, inputs=inputs, trigger=trigger)

@@ -207,7 +207,7 @@ def new_risk_from_incident(incident: pd.Series, config: Config) -> dict:
         incident.get("title")
     )
     owner = config.owner_for_service(_text(incident.get("service")))
-    severity = str(incident.get("severity") or "").lower()
+    severity = (_text(incident.get("severity")) or "").lower()
     impact = {
         "critical": "Severe",
         "sev1": "Severe",

@@ -116,12 +116,6 @@ def test_empty_config_names_the_required_keys(project):
     dry_run_refused(project, "config.yaml", "risk_register_path", "incident_sources")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an absent risk_register_path is reported as 'Input is not a valid "
-    "path' (and so is decisions_path, a key the user never wrote) instead of "
-    "'Field required'",
-)
 def test_empty_config_says_the_register_path_is_required(project):
     (project / "config.yaml").write_text("", encoding="utf-8")
     result = invoke(project, "run", "--dry-run")
@@ -190,30 +184,16 @@ def test_config_value_out_of_range_names_the_key(project, changes, key):
     dry_run_refused(project, "config.yaml", key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="YAML true is coerced to escalation score 1 (escalate every risk)",
-)
 def test_config_escalation_threshold_true_is_refused(project):
     edit_config(project, risk_threshold_for_escalation=True)
     dry_run_refused(project, "config.yaml", "risk_threshold_for_escalation")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="timezone is not validated in config: the error comes from ingest as "
-    "'default_timezone: ...' and names neither config.yaml nor the key",
-)
 def test_config_unknown_timezone_names_the_config_key(project):
     edit_config(project, timezone="Mars/Olympus")
     dry_run_refused(project, "config.yaml", "timezone", "Mars/Olympus")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="incident_sources[].format is not validated in config: the error "
-    "names neither config.yaml nor incident_sources.0.format",
-)
 def test_config_unknown_source_format_names_the_config_key(project):
     edit_config(
         project, incident_sources=[{"path": "learning/incidents", "format": "x"}]
@@ -245,11 +225,6 @@ def test_config_incident_source_missing_is_refused(project):
     dry_run_refused(project, "learning/nowhere", "file not found")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reports_dir that is a file: pipeline.run calls run_dir.mkdir() "
-    "unguarded, NotADirectoryError escapes as a traceback with exit 1",
-)
 def test_config_reports_dir_that_is_a_file_is_refused(project, no_notebooks):
     edit_config(project, reports_dir="learning/release-runbook.md")
     before = snapshot(project)
@@ -258,11 +233,6 @@ def test_config_reports_dir_that_is_a_file_is_refused(project, no_notebooks):
     assert snapshot(project) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reviews_dir that is a file passes the preflight; a real run updates "
-    "the register in notebook 02 and only then fails in notebook 03 (exit 1)",
-)
 def test_config_reviews_dir_that_is_a_file_is_refused_before_notebooks(
     project, no_notebooks
 ):
@@ -311,11 +281,6 @@ def test_broken_register_stops_a_full_run_before_any_notebook(project, no_notebo
     assert not (project / "reports").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every incident becomes a new risk; reconcile.new_risk_from_incident "
-    "does `incident.get('severity') or ''` on pd.NA: TypeError traceback",
-)
 def test_register_without_risks_does_not_crash_a_dry_run(project):
     shutil.copy(FIXTURES / "register_header_without_risks.md", project / REGISTER)
     result = invoke(project, "run", "--dry-run")
@@ -430,22 +395,12 @@ def test_folder_without_incidents_gives_an_empty_table(project):
     assert result.stdout.count("\n") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.reports.read_csv_reports uses a non-strict csv reader: an "
-    "unclosed quote swallows the next report (BQ-2) into BQ-1's title, exit 0",
-)
 def test_csv_with_unclosed_quote_is_refused(project):
     bad = FIXTURES / "incidents_csv_broken_quote.csv"
     result = invoke(project, "ingest", str(bad))
     assert_refused(result, "incidents_csv_broken_quote.csv", "line")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a contract-minimal manual report (id, title) that no risk predicts "
-    "crashes reconcile.new_risk_from_incident on pd.NA severity (TypeError)",
-)
 def test_minimal_manual_report_previews(project):
     shutil.copy(
         FIXTURES / "incidents_csv_only_id_and_title.csv",
@@ -468,11 +423,6 @@ def test_bad_decisions_file_is_refused_by_a_dry_run(project):
     dry_run_refused(project, "match-decisions.yaml", "entry 0", "decision")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._preflight does not load the decisions file: a real run "
-    "creates reports/<run>/ and fails in notebook 01 with exit 1",
-)
 def test_bad_decisions_file_stops_a_full_run_before_any_notebook(project, no_notebooks):
     shutil.copy(
         FIXTURES / "decisions_unknown_key.yaml",
@@ -484,12 +434,6 @@ def test_bad_decisions_file_stops_a_full_run_before_any_notebook(project, no_not
     assert snapshot(project) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._preflight does not read the reviews: a real run writes the "
-    "register and the new reviews, then notebook 03 fails with DateParseError "
-    "(exit 1)",
-)
 def test_review_with_impossible_deadline_stops_a_full_run_before_any_notebook(
     project, no_notebooks
 ):
@@ -504,11 +448,6 @@ def test_review_with_impossible_deadline_stops_a_full_run_before_any_notebook(
     assert snapshot(project) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checklist.review_status promises to skip an unreadable review with "
-    "a warning but lets pandas' DateParseError out of pd.Timestamp(deadline)",
-)
 def test_review_status_skips_a_review_with_an_impossible_deadline(tmp_path, caplog):
     shutil.copy(
         FIXTURES / "review_impossible_deadline.md", tmp_path / "review-OLD-1.md"
@@ -518,11 +457,6 @@ def test_review_status_skips_a_review_with_an_impossible_deadline(tmp_path, capl
     assert "review-OLD-1.md" in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checklist.read_review catches only yaml.YAMLError; a Latin-1 review "
-    "raises UnicodeDecodeError out of review_status",
-)
 def test_review_status_skips_a_latin1_review(tmp_path, caplog):
     shutil.copy(FIXTURES / "review_latin1.md", tmp_path / "review-OLD-2.md")
     status = review_status(tmp_path)

@@ -276,7 +276,7 @@ def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
 def read_csv_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     """Read a CSV of manual or near-miss reports (the generic contract format)."""
     text = read_text(path)
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     records = []
     try:
         for row in reader:
