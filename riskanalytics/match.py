@@ -884,6 +884,9 @@ def match_incidents(
     config
         ``MatchingConfig`` (thresholds on the 0 to 100 scale, ``top_k``,
         ``engine`` ``local`` or ``dask``, ``synonyms_path``); defaults when None.
+        With ``engine: dask`` and no ``dask_scheduler``, a local cluster of
+        worker processes is started for the call (scripts then need the usual
+        ``if __name__ == "__main__":`` guard).
     decisions
         Analyst decisions to apply on top of the scores; confirmed pairs also
         enrich the risk profiles.
@@ -904,6 +907,17 @@ def match_incidents(
         result = matcher.match(incidents)
     if decisions is not None and len(decisions):
         from riskanalytics.decisions import apply_decisions
+
+        known = set(matcher.risk_ids)
+        for d in decisions:
+            if d.risk_id is not None and d.risk_id not in known:
+                log.warning(
+                    "%s: decision for incident %s names risk %s, which is not in "
+                    "the register",
+                    decisions.path or "decisions",
+                    d.incident_id,
+                    d.risk_id,
+                )
 
         result = apply_decisions(
             result,

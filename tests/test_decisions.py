@@ -219,3 +219,10 @@ def test_confirmed_incidents_teach_the_risk_their_words():
     ).iloc[1]
     assert "R-2" not in (before["candidates"] or "")
     assert after["candidates"].startswith("R-2:")
+
+
+def test_decision_naming_an_unknown_risk_is_warned(caplog):
+    entries = decisions({"incident_id": "I-1", "action": "confirm", "risk_id": "R-99"})
+    with caplog.at_level("WARNING", logger="riskanalytics.match"):
+        match_incidents(INCIDENTS, RISKS, MatchingConfig(), entries)
+    assert "R-99" in caplog.text and "I-1" in caplog.text
