@@ -429,8 +429,8 @@ class _Space:
         )
 
 
-#: Characters of an incident's title and root cause compared by spelling.
-_CHAR_TEXT_LIMIT = 2000
+#: Characters of an incident's title and root cause compared for spelling.
+_SPELLING_TEXT_LIMIT = 2000
 
 #: Share of an incident's out-of-register vocabulary counted in its norm
 #: (0: only words the register uses count; 1: a plain cosine).
@@ -569,7 +569,7 @@ class Matcher:
             text = " ".join(
                 _field_text(getattr(row, f, "")) for f in ("title", "root_cause")
             )
-            texts.append(text[:_CHAR_TEXT_LIMIT])
+            texts.append(text[:_SPELLING_TEXT_LIMIT])
         return modes, words, texts
 
     def _score_chunk(self, incidents: pd.DataFrame):
