@@ -38,6 +38,7 @@ __all__ = [
     "ReconcileResult",
     "RunFailedError",
     "load_stage",
+    "apply_reviews",
     "new_run_id",
     "preview",
     "run",
@@ -98,6 +99,7 @@ class ReconcileResult:
     matches: pd.DataFrame
     reconciliation: pd.DataFrame
     register_path: Path
+    reviews: pd.DataFrame | None = None
 
 
 def _ingest(config: Config, inputs: Sequence[str | Path]):
@@ -193,6 +195,85 @@ def _register_changes(recon: pd.DataFrame, config: Config, register_dir: Path):
     return realizations, new_risks
 
 
+#: A reviewer's answer to "did mitigations work" as a mitigation verdict.
+_ANSWERS = {"yes": "worked", "worked": "worked", "no": "failed", "failed": "failed"}
+_ANSWERS |= {"partly": "failed", "partially": "failed"}
+
+
+def apply_reviews(recon: pd.DataFrame, reviews: pd.DataFrame) -> pd.DataFrame:
+    """Let the answers people wrote in reviews override the pre-filled verdicts.
+
+    A review whose ``mitigations_worked`` is ``yes``, ``no`` or ``partly``
+    replaces the verdict guessed from the incident data (``partly`` counts as
+    failed); ``mitigation_source`` says which one a row carries.
+    """
+    recon = recon.copy()
+    recon["mitigation_source"] = recon["mitigation_verdict"].map(
+        lambda v: None if pd.isna(v) else "incident data"
+    )
+    if reviews is None or reviews.empty:
+        return recon
+    answers = {
+        str(row["incident_id"]): _ANSWERS[str(row["mitigations_worked"]).lower()]
+        for _, row in reviews.iterrows()
+        if str(row["mitigations_worked"]).lower() in _ANSWERS
+    }
+    realized = recon["outcome"] == "realized"
+    for i in recon.index[realized & recon["incident_id"].astype(str).isin(answers)]:
+        recon.at[i, "mitigation_verdict"] = answers[str(recon.at[i, "incident_id"])]
+        recon.at[i, "mitigation_source"] = "review"
+    return recon
+
+
+def _review_changes(recon: pd.DataFrame, reviews, config: Config, register_dir):
+    """History entries for reviewers' verdicts, and the new risks they named."""
+    from riskanalytics.register import NewRisk, Realization
+
+    if reviews is None or reviews.empty:
+        return [], []
+    by_incident = recon.set_index(recon["incident_id"].astype(str))
+    verdicts, named = [], []
+    for _, review in reviews.iterrows():
+        iid = str(review["incident_id"])
+        link = os.path.relpath(review["review_path"], register_dir)
+        row = by_incident.loc[iid] if iid in by_incident.index else None
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        answer = _ANSWERS.get(str(review["mitigations_worked"]).lower())
+        if row is not None and row["outcome"] == "realized" and answer:
+            verdicts.append(
+                Realization(
+                    risk_id=str(row["risk_id"]),
+                    incident_id=iid,
+                    date=review["review_deadline"].to_pydatetime(),
+                    source="review",
+                    match_score=None,
+                    mitigation_verdict=answer,
+                    review_link=link,
+                    event="reviewed",
+                )
+            )
+        for n, text in enumerate(review["new_risks"], start=1):
+            if not str(text).strip():
+                continue
+            named.append(
+                NewRisk(
+                    incident_id=f"{iid}/review-{n}",
+                    description=str(text).strip(),
+                    category="Unclassified",
+                    likelihood="Possible",
+                    impact=None,
+                    owner=str(review["owner"] or config.default_owner),
+                    mitigations=None,
+                    source="review",
+                    date=review["review_deadline"].to_pydatetime(),
+                    match_score=None,
+                    review_link=link,
+                )
+            )
+    return verdicts, named
+
+
 def stage_reconcile(
     config: Config | str | Path,
     run_dir: str | Path,
@@ -215,6 +296,7 @@ def stage_reconcile(
         What started the run; incidents from ``inputs`` without a trigger of
         their own get this one.
     """
+    from riskanalytics.checklist import review_status
     from riskanalytics.decisions import load_decisions
     from riskanalytics.match import match_incidents
     from riskanalytics.reconcile import reconcile
@@ -236,11 +318,16 @@ def stage_reconcile(
     matches = match_incidents(incidents, predicted, config.matching, decisions)
     recon = reconcile(incidents, matches, register.risks, config)
     recon = _apply_history(recon, register.risks, recorded, config)
+    reviews = review_status(config.reviews_dir)
+    recon = apply_reviews(recon, reviews)
 
     realizations, new_risks = _register_changes(
         recon, config, config.risk_register_path.parent
     )
-    plan = plan_update(register, realizations, new_risks)
+    verdicts, named = _review_changes(
+        recon, reviews, config, config.risk_register_path.parent
+    )
+    plan = plan_update(register, realizations + verdicts, new_risks + named)
     for incident_id, risk_id in plan.created.items():
         recon.loc[recon["incident_id"] == incident_id, "risk_id"] = risk_id
 
@@ -250,6 +337,7 @@ def stage_reconcile(
         matches=matches,
         reconciliation=recon,
         register_path=config.risk_register_path,
+        reviews=reviews,
     )
     _save(run_dir, "reconcile", result)
     recon.drop(columns=["evidence"]).to_csv(run_dir / "reconciliation.csv", index=False)
@@ -277,10 +365,13 @@ def stage_register_update(
     realizations, new_risks = _register_changes(
         recon, config, config.risk_register_path.parent
     )
+    verdicts, named = _review_changes(
+        recon, result.reviews, config, config.risk_register_path.parent
+    )
     update = apply_update(
         config.risk_register_path,
-        realizations,
-        new_risks,
+        realizations + verdicts,
+        new_risks + named,
         run_id=run_dir.name,
         dry_run=dry_run,
     )

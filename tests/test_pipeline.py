@@ -124,3 +124,43 @@ def test_stage_outputs_are_reachable_without_a_kernel(sample_project, tmp_path):
     new = result.reconciliation[result.reconciliation["outcome"] == "new_risk"]
     assert new["risk_id"].str.match(r"R-\d{3}").all()
     assert Path(tmp_path / "run" / "reconciliation.csv").exists()
+
+
+def test_filled_in_review_flows_into_the_register_and_the_metrics(
+    sample_project, tmp_path
+):
+    config = load_config(sample_project / "config.yaml")
+    first = pipeline.stage_reconcile(config, tmp_path / "one")
+    pipeline.stage_register_update(config, tmp_path / "one")
+    pipeline.stage_reviews(config, tmp_path / "one")
+
+    recon = first.reconciliation
+    realized = recon[recon["outcome"] == "realized"].iloc[0]
+    review = Path(realized["review_path"])
+    text = review.read_text(encoding="utf-8")
+    text = text.replace("status: open", "status: done")
+    text = text.replace("mitigations_worked: unknown", "mitigations_worked: no")
+    text = text.replace(
+        "new_risks: []", "new_risks: [Runbook links point to a dead wiki]"
+    )
+    review.write_text(text, encoding="utf-8")
+
+    second = pipeline.stage_reconcile(config, tmp_path / "two")
+    row = second.reconciliation.set_index("incident_id").loc[realized["incident_id"]]
+    assert row["mitigation_verdict"] == "failed"
+    assert row["mitigation_source"] == "review"
+    update = pipeline.stage_register_update(config, tmp_path / "two")
+    (key, risk_id), *_ = update.created.items()
+    assert key == f"{realized['incident_id']}/review-1" and len(update.created) == 1
+    assert re.fullmatch(r"R-\d{3}", risk_id)
+
+    register = read_register(config.risk_register_path)
+    history = register.history
+    reviewed = history[history["event"] == "reviewed"]
+    assert list(reviewed["risk_id"]) == [realized["risk_id"]]
+    assert list(reviewed["mitigation_verdict"]) == ["failed"]
+    assert "Runbook links point to a dead wiki" in register.text
+
+    again = pipeline.stage_reconcile(config, tmp_path / "three")
+    assert not pipeline.stage_register_update(config, tmp_path / "three").changed
+    assert len(again.reconciliation) == len(recon)

@@ -71,6 +71,9 @@ class Realization:
     match_score: float | None
     mitigation_verdict: str
     review_link: str = ""
+    #: ``realized`` when matching found it; ``reviewed`` when a filled-in review
+    #: gives the people's verdict on the mitigations (no Status change).
+    event: str = "realized"
 
 
 @dataclass
@@ -286,11 +289,11 @@ def plan_update(
     history = register.history
 
     realized_before = {
-        (r, i)
+        (r, i, e)
         for r, i, e in zip(
             history["risk_id"], history["incident_id"], history["event"], strict=True
         )
-        if e == "realized"
+        if e in ("realized", "reviewed")
     }
     created_before = {
         i: r
@@ -349,14 +352,18 @@ def plan_update(
     realized: list[Realization] = []
     seen = set()
     for event in realizations:
-        key = (event.risk_id, event.incident_id)
+        key = (event.risk_id, event.incident_id, event.event)
         if key in realized_before:
             already.append(event.incident_id)
             continue
         if key in seen:
             continue
         seen.add(key)
-        if event.risk_id in new_rows:
+        if event.event != "realized" and (
+            event.risk_id in new_rows or event.risk_id in row_of
+        ):
+            pass  # a review's verdict: history only, the Status already says it
+        elif event.risk_id in new_rows:
             new_rows[event.risk_id]["status"] = REALIZED_STATUS
         elif event.risk_id in row_of:
             index = int(row_of[event.risk_id]) - 1
@@ -392,7 +399,7 @@ def plan_update(
             {
                 "date": _date_text(event.date),
                 "risk_id": event.risk_id,
-                "event": "realized",
+                "event": event.event,
                 "incident_id": event.incident_id,
                 "source": event.source or "",
                 "match_score": _score_text(event.match_score),
