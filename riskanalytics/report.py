@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 __all__ = [
+    "CHART_TITLES",
     "calibration_table",
+    "chart_markdown",
     "cross_reference_table",
     "evidence_table",
     "metrics_headline",
@@ -170,6 +172,24 @@ def review_texts(written: pd.DataFrame, *, limit: int = 20) -> list[str]:
         body = text.split("\n---\n", 1)[-1]  # the front matter is for machines
         texts.append(body)
     return texts
+
+
+#: Alt text of each chart, for readers of the HTML report who cannot see it.
+CHART_TITLES = {
+    "predicted_share": "Share of incidents the register predicted, per period",
+    "outcomes": "Incidents per period by outcome",
+    "mitigations": "Mitigation verdicts of realized risks per period",
+    "reliability": "Calibration: stated likelihood against observed frequency",
+    "calibration_trend": "Brier score of stated likelihoods to date",
+}
+
+
+def chart_markdown(path: str | Path, alt: str) -> str:
+    """A PNG chart as Markdown with alt text, embedded so the HTML stands alone."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{data})"
 
 
 def metrics_headline(metrics) -> str:
