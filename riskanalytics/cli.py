@@ -90,10 +90,26 @@ _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
     multiple=True,
     help="Any other incident file for this run (a webhook payload, an export).",
 )
+@click.option(
+    "--incident-id",
+    default=None,
+    help="With --trigger resolved: the incident that was resolved; the run "
+    "stops with exit 2 if no source holds it.",
+)
 @click.option("--dry-run", is_flag=True, help="Show the register diff; write nothing.")
 @click.option("--no-notify", is_flag=True, help="Do not send notifications.")
 @click.option("--run-id", default=None, help="Name of the run folder under reports.")
-def run(config_path, trigger, rollback_log, reports, extra, dry_run, no_notify, run_id):
+def run(
+    config_path,
+    trigger,
+    rollback_log,
+    reports,
+    extra,
+    incident_id,
+    dry_run,
+    no_notify,
+    run_id,
+):
     """Run the whole job: reconcile, update the register, reviews, metrics.
 
     Four notebooks are executed into reports/<run-id>/ with their HTML, the
@@ -111,6 +127,9 @@ def run(config_path, trigger, rollback_log, reports, extra, dry_run, no_notify, 
             "--trigger rollback without --rollback-log: configured sources only"
         )
 
+    if incident_id is not None:
+        pipeline.require_incident(config, incident_id, inputs)
+
     if dry_run:
         preview = pipeline.preview(config, trigger=trigger, inputs=inputs)
         click.echo(preview["diff"] or "# the register would not change")
@@ -118,7 +137,12 @@ def run(config_path, trigger, rollback_log, reports, extra, dry_run, no_notify, 
         return
 
     summary = pipeline.run(
-        config, trigger=trigger, inputs=inputs, notify=not no_notify, run_id=run_id
+        config,
+        trigger=trigger,
+        inputs=inputs,
+        notify=not no_notify,
+        run_id=run_id,
+        incident_id=incident_id,
     )
     counts = summary["counts"]
     click.echo(

@@ -41,6 +41,7 @@ __all__ = [
     "apply_reviews",
     "new_run_id",
     "preview",
+    "require_incident",
     "run",
     "stage_metrics",
     "stage_reconcile",
@@ -458,6 +459,26 @@ def _render_html(notebook: Path) -> Path:
     return html
 
 
+def require_incident(
+    config: Config | str | Path, incident_id: str, inputs: Sequence[str | Path] = ()
+) -> None:
+    """Raise InputFormatError unless a source holds ``incident_id``."""
+    from riskanalytics.exceptions import InputFormatError
+
+    config = _config(config)
+    incidents = _ingest(config, inputs).incidents
+    linked = incidents.get("linked_ids", pd.Series(dtype=object)).fillna("")
+    known = set(incidents["incident_id"].astype(str))
+    known |= {i for ids in linked for i in str(ids).split(";") if i}
+    if incident_id not in known:
+        sources = ", ".join(str(s.path) for s in config.incident_sources)
+        raise InputFormatError(
+            f"{config.config_path}: incident {incident_id!r} is in none of the "
+            f"sources ({sources}{', ' if inputs else ''}"
+            f"{', '.join(str(p) for p in inputs)})"
+        )
+
+
 def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
     """Read every input once so that bad input stops the run before any write."""
     from riskanalytics.decisions import load_decisions
@@ -495,6 +516,7 @@ def run(
     notify: bool = True,
     run_id: str | None = None,
     kernel_name: str | None = None,
+    incident_id: str | None = None,
 ) -> dict:
     """Run the whole job: the four notebooks, HTML, notifications, ``run.json``.
 
@@ -540,6 +562,7 @@ def run(
     summary = {
         "run_id": run_id,
         "trigger": trigger,
+        "incident_id": incident_id,
         "dry_run": dry_run,
         "started_at": started.isoformat(),
         "config": str(config.config_path),

@@ -145,3 +145,49 @@ def test_near_miss_needs_a_report(sample_project):
 def test_copy_of_dev_set_is_present():
     # the match contract test above must not depend on ../shared
     assert (DEV / "labels.csv").exists()
+
+
+def test_resolved_run_for_an_unknown_incident_exits_2(sample_project):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--config",
+            str(sample_project / "config.yaml"),
+            "--trigger",
+            "resolved",
+            "--incident-id",
+            "PD-424242",
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "PD-424242" in result.output
+
+
+def test_rollback_run_with_a_rollback_log_realizes_the_release_risk(
+    sample_project,
+):
+    log = sample_project / "rollback.jsonl"
+    log.write_text(
+        '{"time": "2026-11-30T14:05:00Z", "service": "checkout", '
+        '"from_version": "3.4.0", "to_version": "3.3.2", "reason": "checkout 3.4.0 '
+        "shipped a bug in the discount code path that returned HTTP 500 for every "
+        'basket with a voucher", "operator": "a.jones"}\n'
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--config",
+            str(sample_project / "config.yaml"),
+            "--trigger",
+            "rollback",
+            "--rollback-log",
+            str(log),
+            "--dry-run",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    added = [line for line in result.stdout.splitlines() if "20261130" in line]
+    assert added and "| R-018 | realized |" in added[0]
