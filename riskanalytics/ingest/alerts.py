@@ -23,6 +23,11 @@ Grouping rule
 from __future__ import annotations
 
 import json
+
+try:  # orjson parses JSON lines about twice as fast; json is the fallback
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
 import logging
 import multiprocessing
 import os
@@ -323,7 +328,7 @@ def _read_range(
             if not raw.strip():
                 continue
             try:
-                body = json.loads(raw)
+                body = _loads(raw)
             except UnicodeDecodeError:
                 raise InputFormatError(
                     f"{path}: line {line}: expected UTF-8 text"
