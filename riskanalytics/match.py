@@ -47,11 +47,14 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import os
 import re
 import time
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -461,6 +464,11 @@ class Matcher:
     examples
         Incident texts analysts confirmed for a risk, ``risk_id`` to texts;
         added to that risk's profile.
+    workers
+        Worker processes that score chunks at once (``None``: one per core).
+        Used only when there are at least ``workers`` chunks; results are the
+        same as in one process. Scripts that use more than one then need the
+        usual ``if __name__ == "__main__":`` guard (workers are spawned).
     """
 
     def __init__(
@@ -474,6 +482,7 @@ class Matcher:
         candidate_pool: int | None = 10,
         chunk_size: int = 2000,
         examples: Mapping[str, Sequence[str]] | None = None,
+        workers: int | None = 1,
     ):
         if not 0 <= review_threshold <= matched_threshold <= 100:
             raise ValueError(
@@ -487,6 +496,7 @@ class Matcher:
         self.top_k = int(top_k)
         self.candidate_pool = candidate_pool
         self.chunk_size = max(1, int(chunk_size))
+        self.workers = max(1, int(workers or os.cpu_count() or 1))
         self.vocabulary = _Vocabulary(
             _validate_synonyms(synonyms, "synonyms")
             if synonyms is not None
@@ -506,7 +516,7 @@ class Matcher:
             ],
             format="csr",
         )
-        self._risk_texts = texts
+        self._risk_texts = [text.lower() for text in texts]
         self._risk_term_cache: dict[int, frozenset[str]] = {}
         log.debug("Matcher ready: %d risks", len(self.risk_ids))
 
@@ -590,14 +600,15 @@ class Matcher:
             cand = np.tile(np.arange(n_risks), (len(texts), 1))
         fine = np.take_along_axis(coarse, cand, axis=1)
         if self._risk_texts:
+            # lower-cased once here rather than once per pair
+            lowered = [text.lower() for text in texts]
             queries = [
-                texts[n] for n in range(len(texts)) for _ in range(cand.shape[1])
+                lowered[n] for n in range(len(texts)) for _ in range(cand.shape[1])
             ]
             spelling = process.cpdist(
                 queries,
                 [self._risk_texts[j] for j in cand.ravel()],
                 scorer=fuzz.token_set_ratio,
-                processor=str.lower,
                 workers=-1,
                 dtype=np.float32,
             )
@@ -622,18 +633,22 @@ class Matcher:
         return self._words.matrix(docs, INCIDENT_FIELDS)
 
     def _evidence(self, modes, words, risk_index: int, candidates) -> dict[str, Any]:
-        inc_terms = {f: set(modes[f]) | set(words[f]) for f in modes}
-        fields = {}
         risk_terms = self._risk_term_cache.get(risk_index)
         if risk_terms is None:
             risk_terms = self._risk_term_cache[risk_index] = self._risk_terms(
                 risk_index
             )
-        shared = set().union(*inc_terms.values()) & risk_terms
-        for field, terms in inc_terms.items():
-            fields[field] = (
-                round(100.0 * len(terms & risk_terms) / len(terms), 1) if terms else 0.0
-            )
+        fields = {}
+        shared: set[str] = set()
+        for field, field_modes in modes.items():
+            terms = set(field_modes)
+            terms.update(words[field])
+            if not terms:
+                fields[field] = 0.0
+                continue
+            common = risk_terms.intersection(terms)
+            shared |= common
+            fields[field] = round(100.0 * len(common) / len(terms), 1)
         return {
             "failure_modes": sorted(
                 t[len(_MODE_PREFIX) :] for t in shared if t.startswith(_MODE_PREFIX)
@@ -685,7 +700,10 @@ class Matcher:
             incidents.iloc[i : i + self.chunk_size]
             for i in range(0, len(incidents), self.chunk_size)
         ]
-        parts = [self._match_chunk(chunk) for chunk in chunks]
+        if self.workers > 1 and len(chunks) >= self.workers:
+            parts = self._match_in_workers(chunks)
+        else:
+            parts = [self._match_chunk(chunk) for chunk in chunks]
         result = _concat(parts)
         log.info(
             "Matched %d incidents against %d risks in %.2f s: %s",
@@ -695,6 +713,17 @@ class Matcher:
             result["decision"].value_counts().to_dict() if len(result) else {},
         )
         return result
+
+    def _match_in_workers(self, chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        # each worker receives the matcher once, then only chunks of text
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_set_worker_matcher,
+            initargs=(self,),
+        ) as pool:
+            return list(pool.map(_match_in_worker, chunks))
 
     def _match_chunk(self, incidents: pd.DataFrame) -> pd.DataFrame:
         ids = incidents["incident_id"].tolist()
@@ -728,6 +757,18 @@ class Matcher:
         return _frame(records)
 
 
+_worker_matcher: Matcher | None = None
+
+
+def _set_worker_matcher(matcher: Matcher) -> None:
+    global _worker_matcher
+    _worker_matcher = matcher
+
+
+def _match_in_worker(chunk: pd.DataFrame) -> pd.DataFrame:
+    return _worker_matcher._match_chunk(chunk)
+
+
 def _to_scale(blend: np.ndarray) -> np.ndarray:
     """Blended similarity (0-1) to the package's 0-100 score."""
     return np.interp(blend, *_SCALE_KNOTS)
@@ -735,6 +776,35 @@ def _to_scale(blend: np.ndarray) -> np.ndarray:
 
 def _top_columns(values: np.ndarray, pool: int) -> np.ndarray:
     """Column indices of each row's ``pool`` largest values (ties: leftmost)."""
+    n_rows, n_cols = values.shape
+    n_blocks = -(-n_cols // _BLOCK)
+    if n_blocks <= 2 * pool or n_rows == 0:
+        return _top_columns_exact(values, pool)
+
+    # the pool largest values lie in the pool blocks with the largest maxima
+    block_max = np.maximum.reduceat(values, np.arange(0, n_cols, _BLOCK), axis=1)
+    blocks = np.argpartition(block_max, n_blocks - pool, axis=1)[:, n_blocks - pool :]
+    blocks.sort(axis=1)
+    columns = (blocks[:, :, None] * _BLOCK + np.arange(_BLOCK)).reshape(n_rows, -1)
+    gathered = np.take_along_axis(values, np.minimum(columns, n_cols - 1), axis=1)
+    gathered[columns >= n_cols] = -np.inf
+    local = _top_columns_exact(gathered, pool)
+    result = np.take_along_axis(columns, local, axis=1)
+
+    # a value outside the chosen blocks may tie the cut-off: redo those rows
+    kth = np.take_along_axis(gathered, local, axis=1).min(axis=1)
+    np.put_along_axis(block_max, blocks, -np.inf, axis=1)
+    unsure = np.flatnonzero(block_max.max(axis=1) >= kth)
+    if len(unsure):
+        result[unsure] = _top_columns_exact(values[unsure], pool)
+    return result
+
+
+#: Columns per block when looking for each row's largest values.
+_BLOCK = 64
+
+
+def _top_columns_exact(values: np.ndarray, pool: int) -> np.ndarray:
     n_rows, n_cols = values.shape
     kth = np.partition(values, n_cols - pool, axis=1)[:, n_cols - pool][:, None]
     keep = values > kth
