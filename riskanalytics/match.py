@@ -52,7 +52,6 @@ import os
 import re
 import time
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
@@ -395,41 +394,67 @@ class _Space:
         self, docs: list[dict[str, list[str]]], weights: Mapping[str, float]
     ) -> sp.csr_matrix:
         """Rows of field-weighted, L2-normalised TF-IDF vectors."""
-        rows, cols, vals = [], [], []
-        get, idf, oov_idf, log = self.index.get, self.idf_list, self.oov_idf, math.log
+        n_docs, n_terms = len(docs), len(self.terms)
+
+        # every term of every (document, field), numbered by its field group
+        terms: list[str] = []
+        lengths: list[int] = []
+        group_doc: list[int] = []
+        group_weight: list[float] = []
         for r, doc in enumerate(docs):
-            acc: dict[int, float] = {}
-            oov = 0.0
-            for field, terms in doc.items():
+            for field, field_terms in doc.items():
                 weight = weights.get(field, 0.0)
-                if not terms or weight <= 0:
-                    continue
-                vec = {}
-                square = field_oov = 0.0
-                for term, c in Counter(terms).items():
-                    tf = 1.0 if c == 1 else 1.0 + log(c)
-                    j = get(term)
-                    if j is None:
-                        field_oov += (tf * oov_idf) ** 2
-                    else:
-                        v = vec[j] = tf * idf[j]
-                        square += v * v
-                norm = math.sqrt(square + field_oov)
-                if norm == 0:
-                    continue
-                scale = weight / norm
-                for j, v in vec.items():
-                    acc[j] = acc.get(j, 0.0) + scale * v
-                oov += scale * scale * field_oov
-            norm = math.sqrt(sum(v * v for v in acc.values()) + _OOV_SHARE * oov)
-            if norm == 0:
-                continue
-            rows.extend([r] * len(acc))
-            cols.extend(acc)
-            vals.extend(v / norm for v in acc.values())
-        return sp.csr_matrix(
-            (vals, (rows, cols)), shape=(len(docs), len(self.index)), dtype=np.float32
+                if field_terms and weight > 0:
+                    terms.extend(field_terms)
+                    lengths.append(len(field_terms))
+                    group_doc.append(r)
+                    group_weight.append(weight)
+        if not terms:
+            return sp.csr_matrix((n_docs, n_terms), dtype=np.float32)
+        group = np.repeat(np.arange(len(lengths)), lengths)
+
+        # counts of each distinct term in its group, and its TF-IDF value
+        codes, uniques = pd.factorize(pd.Series(terms, dtype=object), sort=False)
+        get = self.index.get
+        column_of = np.fromiter(
+            (get(t, -1) for t in uniques), dtype=np.int64, count=len(uniques)
         )
+        keys, counts = np.unique(group * len(uniques) + codes, return_counts=True)
+        key_group, key_code = np.divmod(keys, len(uniques))
+        column = column_of[key_code]
+        known = column >= 0
+        tf = np.where(counts == 1, 1.0, 1.0 + np.log(counts))
+        value = tf * np.where(known, self.idf[np.maximum(column, 0)], self.oov_idf)
+
+        # each field normalised on all its terms, then weighted
+        square = np.bincount(key_group, value * value, minlength=len(lengths))
+        oov = np.bincount(
+            key_group, np.where(known, 0.0, value * value), minlength=len(lengths)
+        )
+        scale = np.asarray(group_weight) / np.sqrt(square)
+        group_doc_arr = np.asarray(group_doc)
+        doc_oov = np.bincount(group_doc_arr, scale * scale * oov, minlength=n_docs)
+        matrix = sp.csr_matrix(
+            (
+                (scale[key_group] * value)[known],
+                (group_doc_arr[key_group][known], column[known]),
+            ),
+            shape=(n_docs, n_terms),
+            dtype=np.float64,
+        )
+        matrix.sum_duplicates()
+
+        # documents normalised, counting a share of their out-of-register terms
+        row_square = np.bincount(
+            np.repeat(np.arange(n_docs), np.diff(matrix.indptr)),
+            matrix.data * matrix.data,
+            minlength=n_docs,
+        )
+        norm = np.sqrt(row_square + _OOV_SHARE * doc_oov)
+        norm[norm == 0] = 1.0
+        matrix.data /= np.repeat(norm, np.diff(matrix.indptr))
+        matrix.eliminate_zeros()
+        return matrix.astype(np.float32)
 
 
 #: Characters of an incident's title and root cause compared for spelling.
@@ -590,7 +615,7 @@ class Matcher:
         incident_matrix = sp.hstack(
             [self._modes_matrix(modes), self._words_matrix(words)], format="csr"
         )
-        coarse = (incident_matrix @ self._risk_stack).toarray()
+        coarse = _product(incident_matrix, self._risk_stack)
 
         pool = n_risks if self.candidate_pool is None else self.candidate_pool
         pool = max(k, min(pool, n_risks))
@@ -772,6 +797,20 @@ def _match_in_worker(chunk: pd.DataFrame) -> pd.DataFrame:
 def _to_scale(blend: np.ndarray) -> np.ndarray:
     """Blended similarity (0-1) to the package's 0-100 score."""
     return np.interp(blend, *_SCALE_KNOTS)
+
+
+#: Largest dense slice of the risk profiles (terms x risks, float32 values)
+#: multiplied at once; beyond it the product stays sparse x sparse.
+_DENSE_LIMIT = 16_000_000
+
+
+def _product(incidents: sp.csr_matrix, risks: sp.csr_matrix) -> np.ndarray:
+    """Dense incidents x risks product of two sparse term matrices."""
+    used = np.unique(incidents.indices)
+    if len(used) * risks.shape[1] <= _DENSE_LIMIT:
+        # the chunk uses few of the register's terms: a dense slice is faster
+        return np.asarray(incidents[:, used] @ risks[used].toarray())
+    return (incidents @ risks).toarray()
 
 
 def _top_columns(values: np.ndarray, pool: int) -> np.ndarray:
