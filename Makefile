@@ -39,4 +39,4 @@ constraints:
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 
 clean:
-	rm -rf $(VENV) reports/run-* .pytest_cache
+	rm -rf $(VENV) reports/[0-9]*-* reports/notebook .pytest_cache

@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from riskanalytics.exceptions import InputFormatError
 
 __all__ = [
+    "MITIGATION_ANSWERS",
     "REVIEW_STATUSES",
     "format_duration",
     "read_review",
@@ -36,6 +37,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REVIEW_STATUSES = ("open", "in-review", "done")
+
+#: What a reviewer may answer to "did mitigations work as expected?".
+MITIGATION_ANSWERS = ("unknown", "yes", "no", "partly")
 
 _env = Environment(
     loader=PackageLoader("riskanalytics", "templates"),
@@ -109,6 +113,9 @@ def _write_new(path: Path, text: str) -> bool:
     """Write ``text`` to a new file atomically; False if the file exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # readable like any file people share
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
@@ -220,6 +227,17 @@ def read_review(path: str | Path) -> dict:
     if isinstance(worked, bool):  # YAML reads an unquoted yes/no as a boolean
         worked = "yes" if worked else "no"
     meta["mitigations_worked"] = str(worked).lower()
+    if meta["mitigations_worked"] not in MITIGATION_ANSWERS:
+        raise InputFormatError(
+            f"{path}: mitigations_worked {worked!r} is not one of "
+            f"{', '.join(MITIGATION_ANSWERS)}"
+        )
+    new_risks = meta.get("new_risks") or []
+    if isinstance(new_risks, str):
+        new_risks = [new_risks]
+    if not isinstance(new_risks, list):
+        raise InputFormatError(f"{path}: new_risks must be a list of one-line risks")
+    meta["new_risks"] = [str(r).strip() for r in new_risks if str(r).strip()]
     meta["path"] = str(path)
     return meta
 

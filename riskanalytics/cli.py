@@ -175,7 +175,17 @@ def run(
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
 @click.option("--until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
 def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
-    """Normalize incident files (or an API pull) to the incident columns, as CSV."""
+    """Normalize incident files (or an API pull) to the incident columns, as CSV.
+
+    FILES are files, folders or glob patterns. The format of each file is
+    detected from its content; --format names it instead: alertmanager,
+    argo-rollouts, cloud-incidents, csv, danluu, github-deployment, grafana,
+    grafana-legacy, helm, issre, json, jsonl, k8s-failure-stories, kubectl,
+    opsgenie, pagerduty, postmortem (bold-label Markdown),
+    postmortem-frontmatter (YAML front matter: a postmortem, or a manual or
+    near-miss report with the incident columns, as in
+    learning/near-miss-template.md), rollback-log.
+    """
     from riskanalytics.ingest import read_incidents, write_incidents_csv
 
     if pull_source:

@@ -154,7 +154,9 @@ def _apply_history(
     return recon
 
 
-def _register_changes(recon: pd.DataFrame, config: Config, register_dir: Path):
+def _register_changes(
+    recon: pd.DataFrame, config: Config, register_dir: Path, risks: pd.DataFrame
+):
     from riskanalytics.reconcile import new_risk_from_incident
     from riskanalytics.register import NewRisk, Realization
 
@@ -179,10 +181,13 @@ def _register_changes(recon: pd.DataFrame, config: Config, register_dir: Path):
                     match_score=float(row["match_score"]),
                     mitigation_verdict=str(row["mitigation_verdict"] or "unknown"),
                     review_link=link(row),
+                    # a near miss shows the risk is live, but it did not happen:
+                    # the history says so and the Status stays as it is
+                    event="near-miss" if row["near_miss"] is True else "realized",
                 )
             )
         elif row["outcome"] == "new_risk" and config.auto_create_risks:
-            fields = new_risk_from_incident(row, config)
+            fields = new_risk_from_incident(row, config, risks)
             new_risks.append(
                 NewRisk(
                     incident_id=str(row["incident_id"]),
@@ -226,8 +231,11 @@ def apply_reviews(recon: pd.DataFrame, reviews: pd.DataFrame) -> pd.DataFrame:
     return recon
 
 
-def _review_changes(recon: pd.DataFrame, reviews, config: Config, register_dir):
+def _review_changes(
+    recon: pd.DataFrame, reviews, config: Config, register_dir, risks: pd.DataFrame
+):
     """History entries for reviewers' verdicts, and the new risks they named."""
+    from riskanalytics.reconcile import scale_word
     from riskanalytics.register import NewRisk, Realization
 
     if reviews is None or reviews.empty:
@@ -262,7 +270,7 @@ def _review_changes(recon: pd.DataFrame, reviews, config: Config, register_dir):
                     incident_id=f"{iid}/review-{n}",
                     description=str(text).strip(),
                     category="Unclassified",
-                    likelihood="Possible",
+                    likelihood=scale_word(risks, "likelihood", 3, "Possible"),
                     impact=None,
                     owner=str(review["owner"] or config.default_owner),
                     mitigations=None,
@@ -323,10 +331,10 @@ def stage_reconcile(
     recon = apply_reviews(recon, reviews)
 
     realizations, new_risks = _register_changes(
-        recon, config, config.risk_register_path.parent
+        recon, config, config.risk_register_path.parent, register.risks
     )
     verdicts, named = _review_changes(
-        recon, reviews, config, config.risk_register_path.parent
+        recon, reviews, config, config.risk_register_path.parent, register.risks
     )
     plan = plan_update(register, realizations + verdicts, new_risks + named)
     for incident_id, risk_id in plan.created.items():
@@ -358,16 +366,17 @@ def stage_register_update(
     Returns the register module's ``RegisterUpdate``; its ``diff`` is also saved
     as ``register.diff`` in the run folder.
     """
-    from riskanalytics.register import apply_update
+    from riskanalytics.register import apply_update, read_register
 
     config, run_dir = _config(config), Path(run_dir)
     result: ReconcileResult = load_stage(run_dir, "reconcile")
     recon = result.reconciliation
+    risks = read_register(config.risk_register_path).risks
     realizations, new_risks = _register_changes(
-        recon, config, config.risk_register_path.parent
+        recon, config, config.risk_register_path.parent, risks
     )
     verdicts, named = _review_changes(
-        recon, result.reviews, config, config.risk_register_path.parent
+        recon, result.reviews, config, config.risk_register_path.parent, risks
     )
     update = apply_update(
         config.risk_register_path,
@@ -451,9 +460,19 @@ def _render_html(notebook: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
+    book = nbformat.read(notebook, as_version=4)
+    for cell in book.cells:  # logs are for the run's console, not for readers
+        if cell.get("outputs"):
+            cell["outputs"] = [
+                out
+                for out in cell["outputs"]
+                if not (
+                    out.get("output_type") == "stream" and out.get("name") == "stderr"
+                )
+            ]
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True)
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body, _ = exporter.from_notebook_node(book)
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
@@ -655,7 +674,7 @@ def _unassigned(recon: pd.DataFrame, config: Config) -> int:
             "to 'owners' in %s",
             row["risk_id"],
             row["incident_id"],
-            row["service"],
+            row["service"] if isinstance(row["service"], str) else "not recorded",
             config.config_path,
         )
     return len(new)

@@ -30,6 +30,7 @@ __all__ = [
     "new_risk_from_incident",
     "reconcile",
     "review_filename",
+    "scale_word",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,13 +107,21 @@ def _terms(text: str) -> set[str]:
     return {w for w in words if w not in _STOP and len(w) > 2}
 
 
+# A sentence ends at ! ? or ; and a space, or at a newline, or at a full stop
+# and a space unless after a common abbreviation ("approx.", "e.g.", "vs.") or
+# before a lower-case word.
+_SENTENCE_END = re.compile(
+    r"(?<=[!?;])\s+|\n+|"
+    r"(?<!\bapprox\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)(?<!\bvs\.)"
+    r"(?<=\.)\s+(?![a-z0-9])"
+)
+
+
 def _sentences(*texts: object) -> list[str]:
     out = []
     for text in texts:
         if isinstance(text, str) and text.strip():
-            out += [
-                s.strip() for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()
-            ]
+            out += [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
     return out
 
 
@@ -195,7 +204,27 @@ def _first_sentence(text: object, limit: int = 200) -> str | None:
     return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
 
 
-def new_risk_from_incident(incident: pd.Series, config: Config) -> dict:
+def scale_word(risks: pd.DataFrame, field: str, level: int, default: str) -> str:
+    """The word the register itself uses for ``level`` (1-5) of ``field``.
+
+    ``field`` is ``likelihood`` or ``impact``. The most common value among the
+    register's risks at that level wins, so a new risk reads like its
+    neighbours ("Medium", "3", "40%"); ``default`` when no risk is at that level.
+    """
+    levels = risks.get(f"{field}_level")
+    if levels is None or field not in risks:
+        return default
+    values = risks.loc[levels.fillna(0).astype(int) == level, field].dropna()
+    values = values[values.astype(str).str.strip() != ""]
+    return str(values.mode().iat[0]) if len(values) else default
+
+
+_IMPACT_LEVEL = {"Minor": 2, "Moderate": 3, "Major": 4, "Severe": 5}
+
+
+def new_risk_from_incident(
+    incident: pd.Series, config: Config, risks: pd.DataFrame | None = None
+) -> dict:
     """The fields of a register risk built from an unpredicted incident.
 
     The description is the incident's root cause (else its title); the owner
@@ -223,10 +252,14 @@ def new_risk_from_incident(incident: pd.Series, config: Config) -> dict:
         "low": "Minor",
         "info": "Minor",
     }.get(severity, "Moderate")
+    likelihood = "Possible"
+    if risks is not None:
+        likelihood = scale_word(risks, "likelihood", 3, likelihood)
+        impact = scale_word(risks, "impact", _IMPACT_LEVEL[impact], impact)
     return {
         "description": description or f"Unpredicted incident {incident['incident_id']}",
         "category": "Unclassified",
-        "likelihood": "Possible",
+        "likelihood": likelihood,
         "impact": impact,
         "owner": owner or config.default_owner,
         "mitigations": _text(incident.get("recovery_actions")),
@@ -348,9 +381,6 @@ def reconcile(
         counts.get("needs_review", 0),
     )
     return table
-
-
-_IMPACT_LEVEL = {"Minor": 2, "Moderate": 3, "Major": 4, "Severe": 5}
 
 
 def _rating(risk: pd.Series) -> int | None:

@@ -125,3 +125,21 @@ def test_review_with_broken_front_matter_names_the_file(tmp_path):
 )
 def test_durations_read_as_people_write_them(minutes, text):
     assert format_duration(minutes if minutes is not None else pd.NA) == text
+
+
+def test_review_answer_outside_the_allowed_values_names_the_file(recon):
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(result.loc[0, "review_path"])
+    path.write_text(
+        path.read_text().replace(
+            "mitigations_worked: unknown", "mitigations_worked: banana"
+        )
+    )
+    with pytest.raises(InputFormatError, match="review-PD-7.md.*banana"):
+        read_review(path)
+
+
+def test_reviews_are_readable_by_the_team(recon):
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    mode = Path(result.loc[0, "review_path"]).stat().st_mode & 0o777
+    assert mode & 0o044 == 0o044

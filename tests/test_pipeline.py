@@ -164,3 +164,29 @@ def test_filled_in_review_flows_into_the_register_and_the_metrics(
     again = pipeline.stage_reconcile(config, tmp_path / "three")
     assert not pipeline.stage_register_update(config, tmp_path / "three").changed
     assert len(again.reconciliation) == len(recon)
+
+
+def test_html_reports_carry_no_log_lines(two_runs):
+    run_dir = two_runs["config"].reports_dir / "first"
+    for name in pipeline.NOTEBOOKS:
+        html = (run_dir / name).with_suffix(".html").read_text(encoding="utf-8")
+        assert "INFO riskanalytics" not in html
+        assert "Traceback" not in html
+
+
+def test_near_miss_is_recorded_without_marking_the_risk_realized(sample_project):
+    from riskanalytics.register import read_register
+
+    config = load_config(
+        sample_project / "config.yaml",
+        incident_sources=[{"path": "learning/near-miss-template.md"}],
+    )
+    result = pipeline.stage_reconcile(config, sample_project / "run")
+    row = result.reconciliation.set_index("incident_id").loc["NM-2026-001"]
+    assert row["trigger"] == "near-miss" and row["outcome"] == "realized"
+    pipeline.stage_register_update(config, sample_project / "run")
+    register = read_register(config.risk_register_path)
+    event = register.history.set_index("incident_id").loc["NM-2026-001"]
+    assert event["event"] == "near-miss"
+    status = register.risks.set_index("risk_id").loc[event["risk_id"], "status"]
+    assert status == "Open"

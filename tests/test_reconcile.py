@@ -4,7 +4,12 @@ import pandas as pd
 import pytest
 
 from riskanalytics.config import load_config
-from riskanalytics.reconcile import judge_mitigations, reconcile, review_filename
+from riskanalytics.reconcile import (
+    judge_mitigations,
+    new_risk_from_incident,
+    reconcile,
+    review_filename,
+)
 from tests.helpers import incidents, matches, risks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,3 +143,37 @@ def test_incident_without_any_text_goes_to_review_not_to_a_new_risk(config):
         config,
     )
     assert table.loc[0, "outcome"] == "needs_review"
+
+
+def test_new_risk_speaks_the_registers_own_scale(config):
+    numeric = risks(
+        {
+            "risk_id": "A",
+            "likelihood": "3",
+            "likelihood_level": 3,
+            "impact": "4",
+            "impact_level": 4,
+        },
+        {"risk_id": "B", "likelihood": "Medium", "likelihood_level": 3},
+        {"risk_id": "C", "likelihood": "3", "likelihood_level": 3},
+    )
+    incident = incidents(
+        {"incident_id": "x", "root_cause": "Vendor resent SMS", "severity": "high"}
+    ).iloc[0]
+    fields = new_risk_from_incident(incident, config, numeric)
+    assert fields["likelihood"] == "3"  # the most common word at level 3
+    assert fields["impact"] == "4"  # high severity -> Major -> level 4
+    assert new_risk_from_incident(incident, config)["likelihood"] == "Possible"
+
+
+def test_abbreviations_do_not_cut_a_new_risk_description(config):
+    incident = incidents(
+        {
+            "incident_id": "x",
+            "root_cause": "A node was launched approx. 5 minutes late. Pods waited.",
+        }
+    ).iloc[0]
+    assert (
+        new_risk_from_incident(incident, config)["description"]
+        == "A node was launched approx. 5 minutes late."
+    )

@@ -287,6 +287,8 @@ def _classify_text(path: Path, text: str, stripped: str) -> str | None:
             and not _MOJ.search(text)
         ):
             return "postmortem-frontmatter"
+        if "incident_id" in meta or ("id" in meta and "uuid" not in meta):
+            return "postmortem-frontmatter"  # a manual or near-miss report
     if _MOJ.search(text):
         return "postmortem"
     if first_line.startswith("REVISION") and "UPDATED" in first_line:

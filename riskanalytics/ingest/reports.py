@@ -180,6 +180,24 @@ def _moj_section(heading: str, body: str, ctx: ReadContext) -> dict[str, Any]:
     }
 
 
+def _frontmatter_report(path: Path, meta: dict, body: str, ctx: ReadContext) -> list:
+    """A manual or near-miss report: the generic columns as YAML front matter.
+
+    The Markdown body below the front matter is the root cause when the front
+    matter gives none.
+    """
+    row = dict(meta)
+    if not text_or_none(row.get("root_cause")) and body.strip():
+        row["root_cause"] = body.strip()[:4000]
+    row.setdefault("root_cause", None)
+    try:
+        record = generic_record(row, "report", ctx)
+    except (RecordError, ValueError) as exc:
+        ctx.skip(path, "front matter", str(exc))
+        return []
+    return [record]
+
+
 def read_frontmatter_postmortem(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     """Read a postmortem with YAML front matter (icco/postmortems style).
 
@@ -196,6 +214,8 @@ def read_frontmatter_postmortem(path: Path, ctx: ReadContext) -> list[dict[str, 
             f"{path}: front matter is not valid YAML: {exc}"
         ) from None
     meta = post.metadata
+    if "incident_id" in meta or ("id" in meta and "uuid" not in meta):
+        return _frontmatter_report(path, meta, post.content, ctx)
     key = text_or_none(first(meta.get("uuid"), meta.get("id")))
     if key is None:
         ctx.skip(path, "front matter", "expected a 'uuid' or 'id' key")

@@ -293,7 +293,7 @@ def plan_update(
         for r, i, e in zip(
             history["risk_id"], history["incident_id"], history["event"], strict=True
         )
-        if e in ("realized", "reviewed")
+        if e != "created"
     }
     created_before = {
         i: r
@@ -418,6 +418,7 @@ def plan_update(
         index, block = _risk_rows(register, lines, new_rows, ending)
         insertions.append((index, 0, block))
     if events:
+        events.sort(key=lambda e: e["date"])  # stable: same-day order is kept
         index, block = _history_rows(register, lines, events, ending)
         insertions.append((index, 1, block))
     for index, _, block in sorted(insertions, reverse=True):
