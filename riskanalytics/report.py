@@ -25,12 +25,28 @@ __all__ = [
     "review_status_table",
     "review_texts",
     "reviews_headline",
+    "severity_table",
     "skipped_table",
     "update_headline",
     "update_table",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _present(table: pd.DataFrame, empty: str = "None."):
+    """A table as leadership reads it: no index, readable times, blanks for NA."""
+    from IPython.display import Markdown
+
+    if table.empty:
+        return Markdown(f"*{empty}*")
+    shown = table.copy()
+    for column in shown.columns:
+        if isinstance(shown[column].dtype, pd.DatetimeTZDtype):
+            shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M")
+    shown = shown.astype(object).where(shown.notna(), "")
+    shown.columns = [str(c).replace("_", " ") for c in shown.columns]
+    return shown.style.hide(axis="index")
 
 
 def _pct(value: float) -> str:
@@ -68,13 +84,14 @@ def cross_reference_table(recon: pd.DataFrame) -> pd.DataFrame:
     ]
     table = recon[columns].copy()
     table["match_score"] = table["match_score"].round(1)
-    return table.sort_values("started_at", na_position="first").reset_index(drop=True)
+    return _present(table.sort_values("started_at", na_position="first"))
 
 
 def needs_review_table(recon: pd.DataFrame) -> pd.DataFrame:
     """Incidents awaiting an analyst, with their top candidates."""
     table = recon.loc[recon["outcome"] == "needs_review"]
-    return table[["incident_id", "title", "root_cause", "match_score", "candidates"]]
+    columns = ["incident_id", "title", "root_cause", "match_score", "candidates"]
+    return _present(table[columns], "No incident waits for an analyst.")
 
 
 def _flatten(evidence: object) -> dict:
@@ -103,7 +120,7 @@ def evidence_table(recon: pd.DataFrame) -> pd.DataFrame:
         | _flatten(row["evidence"])
         for _, row in recon.iterrows()
     ]
-    return pd.DataFrame(rows)
+    return _present(pd.DataFrame(rows))
 
 
 def skipped_table(skipped: list) -> pd.DataFrame:
@@ -140,9 +157,8 @@ def update_table(update) -> pd.DataFrame:
         {"event": "created", "risk_id": risk_id, "incident_id": incident_id}
         for incident_id, risk_id in update.created.items()
     ]
-    return pd.DataFrame(
-        rows, columns=["event", "risk_id", "incident_id", "match_score", "mitigations"]
-    )
+    columns = ["event", "risk_id", "incident_id", "match_score", "mitigations"]
+    return _present(pd.DataFrame(rows, columns=columns), "No change.")
 
 
 def reviews_headline(written: pd.DataFrame, status: pd.DataFrame) -> str:
@@ -158,9 +174,12 @@ def reviews_headline(written: pd.DataFrame, status: pd.DataFrame) -> str:
 def review_status_table(status: pd.DataFrame) -> pd.DataFrame:
     """Open reviews, overdue first."""
     table = status.loc[status["status"] != "done"] if len(status) else status
-    return table.sort_values(["overdue", "days_overdue"], ascending=False)[
-        ["incident_id", "risk_id", "owner", "status", "review_deadline", "days_overdue"]
-    ].reset_index(drop=True)
+    columns = ["incident_id", "risk_id", "owner", "status", "review_deadline"]
+    table = table.sort_values(["overdue", "days_overdue"], ascending=False)
+    table = table[[*columns, "days_overdue"]].copy()
+    deadlines = pd.to_datetime(table["review_deadline"], utc=True)
+    table["review_deadline"] = deadlines.dt.strftime("%Y-%m-%d")
+    return _present(table, "No open review.")
 
 
 def review_texts(written: pd.DataFrame, *, limit: int = 20) -> list[str]:
@@ -215,13 +234,22 @@ def metrics_headline(metrics) -> str:
 def period_table(metrics) -> pd.DataFrame:
     """The per-period metrics with shares as percentages."""
     table = metrics.by_period.copy()
-    for column in (
-        "predicted_share",
-        "predicted_share_to_date",
-        "mitigation_success_rate",
-    ):
+    shares = ("predicted_share", "predicted_share_to_date", "mitigation_success_rate")
+    for column in shares:
         table[column] = table[column].map(_pct)
-    return table
+    fmt = "%Y-%m" if metrics.period == "month" else "%Y-%m-%d"
+    table.insert(0, metrics.period, table.index.strftime(fmt))
+    return _present(table)
+
+
+def severity_table(metrics) -> pd.DataFrame:
+    """Predicted share by stated severity."""
+    table = metrics.by_severity.copy()
+    for column in ("incidents", "realized", "new_risks"):
+        table[column] = table[column].astype(int)
+    table["predicted_share"] = table["predicted_share"].map(_pct)
+    table.insert(0, "severity", table.index)
+    return _present(table)
 
 
 def calibration_table(metrics) -> pd.DataFrame:
@@ -229,4 +257,4 @@ def calibration_table(metrics) -> pd.DataFrame:
     table = metrics.calibration.sort_values(
         ["realized", "p_year"], ascending=[False, False]
     )
-    return table.round({"p_year": 2, "p_window": 2}).reset_index(drop=True)
+    return _present(table.round({"p_year": 2, "p_window": 2}))
