@@ -54,7 +54,6 @@ import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,17 +172,24 @@ _CONSEQUENCE = re.compile(
     re.IGNORECASE,
 )
 _MODE_PREFIX = "fm:"
-_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
-_CAUSE_THEN_EFFECT = re.compile(
-    r"\b(?:caused|causing|causes|led to|leading to|leads to|resulted in|"
+_SENTENCE = re.compile(r"[.!?;]\s+|\n+")
+_CAUSE_THEN_EFFECT = (
+    r"caused|causing|causes|led to|leading to|leads to|resulted in|"
     r"resulting in|results in|triggered|triggering|took down|taking down|"
-    r"brought down|which meant|so that)\b",
-    re.IGNORECASE,
+    r"brought down|which meant|so that"
 )
-_EFFECT_THEN_CAUSE = re.compile(
-    r"\b(?:due to|because of|because|caused by|as a result of|triggered by|"
-    r"owing to|following|resulting from|after)\b",
-    re.IGNORECASE,
+_EFFECT_THEN_CAUSE = (
+    r"due to|because of|because|caused by|as a result of|triggered by|"
+    r"owing to|following|resulting from|after"
+)
+#: The first connective of a sentence: "CAUSE caused EFFECT" (``forward``) or
+#: "EFFECT due to CAUSE" (``backward``); at one place, ``forward`` wins.
+_INITIALS = sorted(
+    {w[0] for w in f"{_CAUSE_THEN_EFFECT}|{_EFFECT_THEN_CAUSE}".split("|")}
+)
+_CAUSE_OR_EFFECT = re.compile(
+    rf"\b(?=[{''.join(_INITIALS)}])"
+    rf"(?:(?P<forward>{_CAUSE_THEN_EFFECT})|(?P<backward>{_EFFECT_THEN_CAUSE}))\b"
 )
 
 
@@ -214,18 +220,31 @@ def _undouble(stem: str) -> str:
     return stem
 
 
-@lru_cache(maxsize=65536)
-def _stem_cached(token: str) -> str:
-    return _stem(token)
+class _StemCache(dict):
+    """Stems of the tokens seen so far (bounded: cleared when full)."""
+
+    limit = 500_000
+
+    def __missing__(self, token: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        stem = self[token] = _stem(token)
+        return stem
+
+
+_STEMS = _StemCache()
 
 
 _STOP_STEMS = frozenset(_stem(w) for w in _STOP_WORDS)
+_NOT_WORDS = _STOP_STEMS
+_PAIR = "{} {}".format
 
 
 def _tokens(text: str) -> list[str]:
     """Lower-cased, NFKC-normalised, stemmed word tokens (stop words kept)."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return [_stem_cached(t) for t in _TOKEN.findall(text)]
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return list(map(_STEMS.__getitem__, _TOKEN.findall(text.lower())))
 
 
 def _packaged_synonyms() -> dict[str, list[str]]:
@@ -314,27 +333,28 @@ class _Vocabulary:
                     self.phrases.setdefault(key, set()).add(name)
         self.names = {k: sorted(v) for k, v in self.phrases.items()}
         self.longest = max((len(k) for k in self.phrases), default=0)
-        self.first = {k[0] for k in self.phrases}
+        # first token of a phrase to the longest phrase it starts
+        self.first: dict[str, int] = {}
+        for key in self.phrases:
+            self.first[key[0]] = max(self.first.get(key[0], 0), len(key))
 
     def modes(self, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
         """Failure modes found (leftmost, longest phrase first), and the phrases."""
         found: list[str] = []
         phrases: list[str] = []
-        first, names, longest = self.first, self.names, self.longest
-        i, end = 0, len(tokens)
-        while i < end:
-            if tokens[i] not in first:
-                i += 1
+        first, names = self.first, self.names
+        end = len(tokens)
+        following = 0
+        for i in [i for i, token in enumerate(tokens) if token in first]:
+            if i < following:
                 continue
-            for n in range(min(longest, end - i), 0, -1):
+            for n in range(min(first[tokens[i]], end - i), 0, -1):
                 key = tuple(tokens[i : i + n])
                 if key in names:
                     found.extend(names[key])
                     phrases.append(" ".join(key))
-                    i += n
+                    following = i + n
                     break
-            else:
-                i += 1
         return found, phrases
 
 
@@ -350,18 +370,22 @@ def _field_text(value: Any) -> str:
 
 def _cause_and_effect(text: str) -> tuple[str, str]:
     """Split a root-cause text into cause and effect parts, sentence by sentence."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.lower()
+    if not _CAUSE_OR_EFFECT.search(text):
+        return text, ""
     causes, effects = [], []
     for sentence in _SENTENCE.split(text):
-        forward = _CAUSE_THEN_EFFECT.search(sentence)
-        backward = _EFFECT_THEN_CAUSE.search(sentence)
-        if forward and (not backward or forward.start() <= backward.start()):
-            causes.append(sentence[: forward.start()])
-            effects.append(sentence[forward.end() :])
-        elif backward:
-            effects.append(sentence[: backward.start()])
-            causes.append(sentence[backward.end() :])
-        else:
+        found = _CAUSE_OR_EFFECT.search(sentence)
+        if found is None:
             causes.append(sentence)
+        elif found.lastgroup == "forward":
+            causes.append(sentence[: found.start()])
+            effects.append(sentence[found.end() :])
+        else:
+            effects.append(sentence[: found.start()])
+            causes.append(sentence[found.end() :])
     return " ".join(causes), " ".join(effects)
 
 
@@ -551,9 +575,9 @@ class Matcher:
         """Failure-mode terms and word terms (stems and stem pairs) of a text."""
         tokens = _tokens(text)
         modes, _ = self.vocabulary.modes(tokens)
-        words = [t for t in tokens if t not in _STOP_STEMS and len(t) > 1]
-        pairs = [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-        return [_MODE_PREFIX + m for m in modes], words + pairs
+        words = [t for t in tokens if t not in _NOT_WORDS and len(t) > 1]
+        words.extend(map(_PAIR, words, words[1:]))
+        return [_MODE_PREFIX + m for m in modes], words
 
     def _profiles(self, risks: pd.DataFrame, examples: Mapping[str, Sequence[str]]):
         ids: list[str] = []
