@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from riskanalytics.metrics import Metrics
 
@@ -89,6 +90,7 @@ def plot_outcomes(metrics: Metrics, path: Path | None = None) -> Figure:
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_xticks(x, _labels(table.index, metrics.period), rotation=45, ha="right")
     ax.set_ylabel("incidents")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _save(fig, path)
 
@@ -104,6 +106,7 @@ def plot_mitigations(metrics: Metrics, path: Path | None = None) -> Figure:
     ax.bar(x, failed, bottom=worked, color="#de2d26", label="failed")
     ax.set_xticks(x, _labels(table.index, metrics.period), rotation=45, ha="right")
     ax.set_ylabel("realized risks")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _save(fig, path)
 
