@@ -6,6 +6,7 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,6 +15,8 @@ from riskanalytics.exceptions import ConfigError
 from riskanalytics.match import (
     SCORE_SCALE,
     Matcher,
+    _cause_and_effect,
+    _top_columns,
     load_synonyms,
     match_incidents,
 )
@@ -338,3 +341,42 @@ def test_dask_engine_over_several_chunks_gives_the_local_result():
     ) as cluster:
         remote = _match_dask(matcher, rows, cluster.scheduler_address)
     pd.testing.assert_frame_equal(matcher.match(rows), remote)
+
+
+def test_candidate_search_by_blocks_equals_a_full_sort_with_ties():
+    rng = np.random.default_rng(3)
+    values = rng.random((60, 1000)).astype(np.float32)
+    values[:10, :200] = 0.5  # ties across many blocks
+    values[10:20] = 0.0  # all tied
+    values[20:30, ::97] = 2.0  # more maxima than places, far apart
+    values[30:40] = np.round(values[30:40], 1)  # ties at the cut-off
+    for pool in (1, 3, 10):
+        found = _top_columns(values, pool)
+        # the reference: stable sort, best first, ties by leftmost column
+        expected = np.sort(np.argsort(-values, axis=1, kind="stable")[:, :pool])
+        assert (found == expected).all(), pool
+
+
+@pytest.mark.parametrize(
+    ("text", "cause", "effect"),
+    [
+        ("A bad config push caused all routers to crash.", "bad config", "routers"),
+        ("Routers crashed DUE TO a bad config push", "bad config", "routers"),
+        ("Disk full. Writes failed because of the disk", "disk full", "writes"),
+        ("Nothing links these words", "nothing links", ""),
+    ],
+)
+def test_root_cause_splits_into_cause_and_effect(text, cause, effect):
+    found_cause, found_effect = _cause_and_effect(text)
+    assert cause in found_cause
+    assert effect in found_effect
+    if effect:
+        assert effect not in found_cause
+
+
+@pytest.mark.timeout(120)
+def test_worker_processes_give_the_one_process_result(dev):
+    risks, frame, _ = dev
+    alone = Matcher(risks, chunk_size=40).match(frame)
+    shared = Matcher(risks, chunk_size=40, workers=2).match(frame)
+    pd.testing.assert_frame_equal(alone, shared)
