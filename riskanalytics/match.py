@@ -337,24 +337,31 @@ class _Vocabulary:
         self.first: dict[str, int] = {}
         for key in self.phrases:
             self.first[key[0]] = max(self.first.get(key[0], 0), len(key))
+        self.prefixes = {k[:n] for k in self.phrases for n in range(1, len(k) + 1)}
 
     def modes(self, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
         """Failure modes found (leftmost, longest phrase first), and the phrases."""
         found: list[str] = []
         phrases: list[str] = []
-        first, names = self.first, self.names
+        first, names, prefixes = self.first, self.names, self.prefixes
         end = len(tokens)
         following = 0
         for i in [i for i, token in enumerate(tokens) if token in first]:
             if i < following:
                 continue
-            for n in range(min(first[tokens[i]], end - i), 0, -1):
+            # extend while some phrase still starts this way; keep the longest
+            longest, n = None, 1
+            while i + n <= end:
                 key = tuple(tokens[i : i + n])
-                if key in names:
-                    found.extend(names[key])
-                    phrases.append(" ".join(key))
-                    following = i + n
+                if key not in prefixes:
                     break
+                if key in names:
+                    longest = key
+                n += 1
+            if longest is not None:
+                found.extend(names[longest])
+                phrases.append(" ".join(longest))
+                following = i + len(longest)
         return found, phrases
 
 
