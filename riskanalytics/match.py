@@ -786,14 +786,17 @@ class Matcher:
         if not self.risk_ids or len(incidents) == 0:
             return _empty_result(ids)
         cand, scores, modes, words = self._score_chunk(incidents)
+        risk_ids = self.risk_ids
         records = []
-        for n in range(len(incidents)):
+        for n, (row_cand, row_scores) in enumerate(
+            zip(cand.tolist(), scores.tolist(), strict=True)
+        ):
             listed = [
-                (self.risk_ids[j], round(float(s), 1))
-                for j, s in zip(cand[n], scores[n], strict=True)
+                (risk_ids[j], round(s, 1))
+                for j, s in zip(row_cand, row_scores, strict=True)
                 if s > 0
             ]
-            best = float(scores[n, 0]) if listed else 0.0
+            best = row_scores[0] if listed else 0.0
             decision = self._decide(round(best, 1)) if listed else "new"
             records.append(
                 {
@@ -802,9 +805,7 @@ class Matcher:
                     "match_score": round(best, 1),
                     "decision": decision,
                     "candidates": ";".join(f"{r}:{s:.1f}" for r, s in listed),
-                    "evidence": self._evidence(
-                        modes[n], words[n], int(cand[n, 0]), listed
-                    )
+                    "evidence": self._evidence(modes[n], words[n], row_cand[0], listed)
                     if listed
                     else _no_evidence(),
                     "decided_by": "score",
