@@ -33,7 +33,9 @@ resulting in CONSEQUENCE" counts its cause more than its consequence.
 How specific a term is (its IDF) is counted over the risks' statements only
 (title, description, consequence, confirmed examples), not over mitigations and
 categories that many risks share; failure modes that name a technology rather
-than a failure (``CONTEXT_MODES``: Kubernetes) keep half their IDF.
+than a failure (``CONTEXT_MODES``: Kubernetes) keep half their IDF, and a best
+risk that shares no other failure mode with the incident is sent to ``review``
+rather than ``matched``, whatever its score.
 
 Scale
 -----
@@ -784,7 +786,10 @@ class Matcher:
             One row per incident, in input order, with ``schema.MATCH_COLUMNS``
             and ``decided_by`` (``"score"``): ``match_score`` 0 to 100 of the best
             candidate, ``risk_id`` only when ``decision == "matched"``,
-            ``candidates`` as ``RISK_ID:score;...`` best first.
+            ``candidates`` as ``RISK_ID:score;...`` best first. ``decision`` is
+            ``matched`` from ``matched_threshold`` on, unless the best risk
+            shares only context failure modes (``CONTEXT_MODES``) with the
+            incident: then ``review``.
         """
         started = time.perf_counter()
         incidents = _normalise_incidents(incidents)
@@ -834,6 +839,14 @@ class Matcher:
             ]
             best = row_scores[0] if listed else 0.0
             decision = self._decide(round(best, 1)) if listed else "new"
+            evidence = (
+                self._evidence(modes[n], words[n], row_cand[0], listed)
+                if listed
+                else _no_evidence()
+            )
+            if decision == "matched" and _only_context(evidence["failure_modes"]):
+                # sharing where it happened is not sharing what went wrong
+                decision = "review"
             records.append(
                 {
                     "incident_id": ids[n],
@@ -841,13 +854,16 @@ class Matcher:
                     "match_score": round(best, 1),
                     "decision": decision,
                     "candidates": ";".join(f"{r}:{s:.1f}" for r, s in listed),
-                    "evidence": self._evidence(modes[n], words[n], row_cand[0], listed)
-                    if listed
-                    else _no_evidence(),
+                    "evidence": evidence,
                     "decided_by": "score",
                 }
             )
         return _frame(records)
+
+
+def _only_context(failure_modes: Sequence[str]) -> bool:
+    """Whether the shared failure modes are all context modes (and some are)."""
+    return bool(failure_modes) and all(m in CONTEXT_MODES for m in failure_modes)
 
 
 _worker_matcher: Matcher | None = None

@@ -437,3 +437,21 @@ def test_categories_and_mitigations_do_not_make_a_failure_mode_common():
     only = RISKS.assign(category=["Software", "", "", ""])
     space = Matcher(only)._modes
     assert space.idf[space.index["fm:software_bug"]] > 0
+
+
+def test_sharing_only_the_platform_is_reviewed_not_matched():
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "K-1", "description": "A Kubernetes upgrade breaks pods"},
+            {"risk_id": "K-2", "description": "A disk fills up and writes fail"},
+        ]
+    )
+    row = one(Matcher(risks), title="Kubernetes", root_cause="Kubernetes pods")
+    assert row["candidates"].split(":")[0] == "K-1"
+    assert row["match_score"] >= 55
+    assert row["evidence"]["failure_modes"] == ["kubernetes"]
+    assert row["decision"] == "review"
+    assert pd.isna(row["risk_id"])
+    row = one(Matcher(risks), root_cause="The Kubernetes upgrade broke all pods")
+    assert row["decision"] == "matched"
+    assert row["risk_id"] == "K-1"
