@@ -14,11 +14,11 @@ Every score is on one scale, ``SCORE_SCALE = (0, 100)``:
 A score blends three similarities between the incident's text and the risk's
 profile, each between 0 and 1:
 
-- *failure modes* (weight 0.45): both texts are mapped onto a vocabulary of
+- *failure modes* (weight 0.50): both texts are mapped onto a vocabulary of
   failure modes (``riskanalytics/data/synonyms.yaml``: "OOMKilled", "out of
   memory" and "memory leak" all mean ``memory``); a cosine of TF-IDF vectors
   whose weights say how specific each mode is to few risks of the register;
-- *words* (weight 0.35): the same cosine over lightly stemmed words and word
+- *words* (weight 0.30): the same cosine over lightly stemmed words and word
   pairs;
 - *spelling* (weight 0.20): rapidfuzz ``token_set_ratio`` of the raw texts,
   counted only for risks that share a word or a failure mode with the incident.
@@ -124,7 +124,7 @@ STATEMENT_FIELDS = frozenset({"title", "description", "consequence", "examples"}
 CONTEXT_MODES = {"kubernetes": 0.5}
 
 #: Blend of the three similarities (failure modes, words, spelling).
-BLEND = {"modes": 0.45, "words": 0.35, "spelling": 0.20}
+BLEND = {"modes": 0.50, "words": 0.30, "spelling": 0.20}
 
 #: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.31
 #: scores 55 (the default matched threshold) and 1 (identical texts) 100.
