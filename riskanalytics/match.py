@@ -23,7 +23,7 @@ profile, each between 0 and 1:
 - *spelling* (weight 0.20): rapidfuzz ``token_set_ratio`` of the raw texts,
   counted only for risks that share a word or a failure mode with the incident.
 
-The blend maps piecewise linearly onto 0-100: 0.31 gives 55, 1.0 gives 100.
+The blend maps piecewise linearly onto 0-100: 0.30 gives 55, 1.0 gives 100.
 
 Fields carry different weights: an incident's root cause counts most (its
 effect part, "... caused EFFECT", a little less), then its title, then its
@@ -126,9 +126,9 @@ CONTEXT_MODES = {"kubernetes": 0.5}
 #: Blend of the three similarities (failure modes, words, spelling).
 BLEND = {"modes": 0.50, "words": 0.30, "spelling": 0.20}
 
-#: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.31
+#: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.30
 #: scores 55 (the default matched threshold) and 1 (identical texts) 100.
-_SCALE_KNOTS = ([0.0, 0.31, 1.0], [0.0, 55.0, 100.0])
+_SCALE_KNOTS = ([0.0, 0.30, 1.0], [0.0, 55.0, 100.0])
 
 _DOMAIN_STOP_WORDS = {
     "risk",
