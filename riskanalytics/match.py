@@ -426,14 +426,18 @@ class _Space:
     FIELDS``) uses it: mitigations and categories repeat across risks ("Data",
     "alerts", "canary") without making a term less specific to what a risk
     predicts. A term found only outside the statements counts every field.
-    ``weights`` scale the IDF of some terms (see ``CONTEXT_MODES``).
+    ``weights`` scale the IDF of some terms (see ``CONTEXT_MODES``);
+    ``oov_share`` is the share of a document's out-of-register terms counted in
+    its norm.
     """
 
     def __init__(
         self,
         docs: list[dict[str, list[str]]],
         weights: Mapping[str, float] | None = None,
+        oov_share: float = 0.25,
     ):
+        self.oov_share = oov_share
         df: dict[str, int] = {}
         rest: dict[str, int] = {}
         for doc in docs:
@@ -516,7 +520,7 @@ class _Space:
             matrix.data * matrix.data,
             minlength=n_docs,
         )
-        norm = np.sqrt(row_square + _OOV_SHARE * doc_oov)
+        norm = np.sqrt(row_square + self.oov_share * doc_oov)
         norm[norm == 0] = 1.0
         matrix.data /= np.repeat(norm, np.diff(matrix.indptr))
         matrix.eliminate_zeros()
@@ -527,8 +531,10 @@ class _Space:
 _SPELLING_TEXT_LIMIT = 2000
 
 #: Share of an incident's out-of-register vocabulary counted in its norm
-#: (0: only words the register uses count; 1: a plain cosine).
-_OOV_SHARE = 0.25
+#: (0: only words the register uses count; 1: a plain cosine). Failure modes
+#: count fully: an incident whose failure modes no risk names is about
+#: something else, whatever one generic mode it shares.
+_OOV_SHARE = {"modes": 1.0, "words": 0.25}
 
 
 class Matcher:
@@ -597,8 +603,9 @@ class Matcher:
         self._modes = _Space(
             [p[0] for p in profiles],
             {_MODE_PREFIX + m: w for m, w in CONTEXT_MODES.items()},
+            oov_share=_OOV_SHARE["modes"],
         )
-        self._words = _Space([p[1] for p in profiles])
+        self._words = _Space([p[1] for p in profiles], oov_share=_OOV_SHARE["words"])
         self._risk_modes = self._modes.matrix([p[0] for p in profiles], RISK_FIELDS)
         self._risk_words = self._words.matrix([p[1] for p in profiles], RISK_FIELDS)
         self._risk_rows = (self._risk_modes, self._risk_words)

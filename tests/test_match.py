@@ -455,3 +455,17 @@ def test_sharing_only_the_platform_is_reviewed_not_matched():
     row = one(Matcher(risks), root_cause="The Kubernetes upgrade broke all pods")
     assert row["decision"] == "matched"
     assert row["risk_id"] == "K-1"
+
+
+def test_a_register_of_another_domain_does_not_match_on_one_generic_mode():
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "H-1", "description": "Transcription error (linked to H-2)"},
+            {"risk_id": "H-2", "description": "Unclear headings in discharge letters"},
+        ]
+    )
+    row = one(
+        Matcher(risks),
+        root_cause="A fiber cable was cut; DNS, BGP routing and TLS handshakes failed",
+    )
+    assert row["decision"] != "matched"
