@@ -36,6 +36,10 @@ categories that many risks share; failure modes that name a technology rather
 than a failure (``CONTEXT_MODES``: Kubernetes) keep half their IDF, and a best
 risk that shares no other failure mode with the incident is sent to ``review``
 rather than ``matched``, whatever its score.
+An incident's failure modes that no risk of the register names count fully in
+its norm (a plain cosine): an incident about something else does not match on
+one generic mode it shares; of its words, those the register does not use count
+a quarter.
 
 Scale
 -----

@@ -292,7 +292,7 @@ def test_dev_set_accuracy_stays_above_floor(dev):
         ranked = [c.split(":")[0] for c in row.candidates.split(";") if c]
         correct += predicted in ok
         top3 += bool(set(ranked[:3]) & set(ok)) or ok == ["NONE"]
-    assert correct / len(result) >= 0.75
+    assert correct / len(result) >= 0.80
     assert top3 / len(result) >= 0.90
 
 
