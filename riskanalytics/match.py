@@ -498,7 +498,9 @@ class _Space:
         column = column_of[key_code]
         known = column >= 0
         tf = np.where(counts == 1, 1.0, 1.0 + np.log(counts))
-        value = tf * np.where(known, self.idf[np.maximum(column, 0)], self.oov_idf)
+        # a register may name no term of this space at all (no failure mode)
+        idf = self.idf[np.maximum(column, 0)] if len(self.idf) else 0.0
+        value = tf * np.where(known, idf, self.oov_idf)
 
         # each field normalised on all its terms, then weighted
         square = np.bincount(key_group, value * value, minlength=len(lengths))

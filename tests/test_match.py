@@ -460,7 +460,7 @@ def test_sharing_only_the_platform_is_reviewed_not_matched():
 def test_a_register_of_another_domain_does_not_match_on_one_generic_mode():
     risks = pd.DataFrame(
         [
-            {"risk_id": "H-1", "description": "Transcription error (linked to H-2)"},
+            {"risk_id": "H-1", "description": "Transcription error on the network"},
             {"risk_id": "H-2", "description": "Unclear headings in discharge letters"},
         ]
     )
@@ -469,3 +469,17 @@ def test_a_register_of_another_domain_does_not_match_on_one_generic_mode():
         root_cause="A fiber cable was cut; DNS, BGP routing and TLS handshakes failed",
     )
     assert row["decision"] != "matched"
+
+
+def test_a_register_that_names_no_failure_mode_still_matches_on_words():
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "H-1", "description": "Unclear headings in discharge letters"},
+            {"risk_id": "H-2", "description": "Transcription error in drug names"},
+        ]
+    )
+    matcher = Matcher(risks)
+    row = one(matcher, root_cause="DNS and BGP routing failed after a config push")
+    assert row["decision"] == "new"
+    row = one(matcher, root_cause="A transcription error swapped two drug names")
+    assert row["candidates"].split(":")[0] == "H-2"
