@@ -34,8 +34,9 @@ How specific a term is (its IDF) is counted over the risks' statements only
 (title, description, consequence, confirmed examples), not over mitigations and
 categories that many risks share; failure modes that name a technology rather
 than a failure (``CONTEXT_MODES``: Kubernetes) keep half their IDF, and a best
-risk that shares no other failure mode with the incident is sent to ``review``
-rather than ``matched``, whatever its score.
+risk that shares no other failure mode with the incident, though it names one,
+is sent to ``review`` rather than ``matched``, whatever its score (a risk about
+the platform itself has nothing else to share, and is exempt).
 An incident's failure modes that no risk of the register names count fully in
 its norm (a plain cosine): an incident about something else does not match on
 one generic mode it shares; of its words, those the register does not use count
@@ -768,6 +769,17 @@ class Matcher:
             "runner_ups": [{"risk_id": rid, "score": s} for rid, s in candidates[1:]],
         }
 
+    def _only_context(self, shared: Sequence[str], risk_index: int) -> bool:
+        """Whether the incident shares only context modes with a risk that names
+        some other failure mode (a risk about the platform itself is exempt)."""
+        if not shared or any(m not in CONTEXT_MODES for m in shared):
+            return False
+        own = self._risk_term_cache[risk_index]  # filled by _evidence
+        return any(
+            t.startswith(_MODE_PREFIX) and t[len(_MODE_PREFIX) :] not in CONTEXT_MODES
+            for t in own
+        )
+
     def _risk_terms(self, risk_index: int) -> frozenset[str]:
         risk_terms = set()
         for space, rows in zip(
@@ -802,7 +814,7 @@ class Matcher:
             ``candidates`` as ``RISK_ID:score;...`` best first. ``decision`` is
             ``matched`` from ``matched_threshold`` on, unless the best risk
             shares only context failure modes (``CONTEXT_MODES``) with the
-            incident: then ``review``.
+            incident while it names another one: then ``review``.
         """
         started = time.perf_counter()
         incidents = _normalise_incidents(incidents)
@@ -857,7 +869,9 @@ class Matcher:
                 if listed
                 else _no_evidence()
             )
-            if decision == "matched" and _only_context(evidence["failure_modes"]):
+            if decision == "matched" and self._only_context(
+                evidence["failure_modes"], row_cand[0]
+            ):
                 # sharing where it happened is not sharing what went wrong
                 decision = "review"
             records.append(
@@ -872,11 +886,6 @@ class Matcher:
                 }
             )
         return _frame(records)
-
-
-def _only_context(failure_modes: Sequence[str]) -> bool:
-    """Whether the shared failure modes are all context modes (and some are)."""
-    return bool(failure_modes) and all(m in CONTEXT_MODES for m in failure_modes)
 
 
 _worker_matcher: Matcher | None = None

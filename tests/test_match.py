@@ -455,6 +455,10 @@ def test_sharing_only_the_platform_is_reviewed_not_matched():
     row = one(Matcher(risks), root_cause="The Kubernetes upgrade broke all pods")
     assert row["decision"] == "matched"
     assert row["risk_id"] == "K-1"
+    # a risk about the platform itself has nothing else to share
+    risks.loc[0, "description"] = "Kubernetes itself is unstable"
+    row = one(Matcher(risks), title="Kubernetes", root_cause="Kubernetes pods")
+    assert row["decision"] == "matched"
 
 
 def test_a_register_of_another_domain_does_not_match_on_one_generic_mode():
