@@ -80,6 +80,8 @@ DETECTED = {
     "pagerduty_v3_triggered.json": "pagerduty",
     "pagerduty_v2_messages_trigger.json": "pagerduty",
     "pagerduty_rest_incident_list.json": "pagerduty",
+    "pagerduty_analytics_raw_incidents.json": "pagerduty",
+    "pagerduty_log_entries_list.json": "pagerduty",
     "opsgenie_create_ms_and_ns_times.json": "opsgenie",
     "alertmanager_firing_and_resolved_shared_fingerprint.json": "alertmanager",
     "alertmanager_empty_group_labels.json": "alertmanager",
@@ -253,6 +255,65 @@ def test_pagerduty_rest_incident_list():
     assert row["resolved_at"] == ts("2015-10-06T21:38:23")
     assert row["trigger"] == "resolved"
     assert row["source_record"] == "document incidents[0]"
+
+
+def test_pagerduty_analytics_raw_incidents_in_the_response_time_zone(tmp_path):
+    rows = read("pagerduty_analytics_raw_incidents.json").incidents
+    rows = rows.set_index("incident_id")
+    assert sorted(rows.index) == ["PD-928", "PD-929"]
+    fire = rows.loc["PD-928"]
+    assert fire["title"] == "The server is on fire!"
+    assert fire["service"] == "Engineering"
+    assert fire["severity"] == "low"  # no priority: the urgency
+    assert fire["started_at"] == ts("2023-05-31T10:05:00")
+    assert fire["resolved_at"] == ts("2023-05-31T10:15:00")
+    assert rows.loc["PD-929", "severity"] == "SEV-2"
+    assert pd.isna(rows.loc["PD-929", "resolved_at"])  # resolved before created
+
+    # Zoneless times are in the response's time_zone, not the default zone.
+    body = json.loads((FIXTURES / "pagerduty_analytics_raw_incidents.json").read_text())
+    body["time_zone"] = "America/New_York"
+    path = tmp_path / "analytics.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    moved = read_incidents([path], default_timezone="Asia/Tokyo").incidents
+    moved = moved.set_index("incident_id")
+    assert moved.loc["PD-928", "started_at"] == ts("2023-05-31T14:05:00")
+
+
+def test_pagerduty_log_entries_give_the_incident_timeline(tmp_path):
+    row = one("pagerduty_log_entries_list.json")
+    assert row["incident_id"] == "PD-1234"
+    assert row["title"] == "The server is on fire."
+    assert row["service"] == "My Mail Service"
+    assert row["started_at"] == ts("2015-11-07T00:14:20")
+    assert pd.isna(row["resolved_at"])
+
+    body = json.loads((FIXTURES / "pagerduty_log_entries_list.json").read_text())
+    trigger = body["log_entries"][0]
+    resolve = dict(
+        trigger, id="R2", type="resolve_log_entry", created_at="2015-11-07T01:00:00Z"
+    )
+    resolve["note"] = "Rolled back the mail relay config"
+    body["log_entries"] = [resolve, trigger, "not an entry"]
+    path = tmp_path / "log_entries.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    result = read_incidents([path])
+    row = result.incidents.iloc[0]
+    assert len(result.incidents) == 1
+    assert row["resolved_at"] == ts("2015-11-07T01:00:00")
+    assert row["trigger"] == "resolved"
+    assert row["recovery_actions"] == "Rolled back the mail relay config"
+    assert [s.record for s in result.skipped] == ["document log_entries[2]"]
+
+
+def test_pagerduty_log_entries_merge_with_the_incident_export():
+    result = read(
+        "pagerduty_rest_incident_list.json", "pagerduty_log_entries_list.json"
+    )
+    assert list(result.incidents["incident_id"]) == ["PD-1234"]
+    row = result.incidents.iloc[0]
+    assert row["started_at"] == ts("2015-10-06T21:30:42")
+    assert row["resolved_at"] == ts("2015-10-06T21:38:23")
 
 
 # --- Opsgenie -------------------------------------------------------------------

@@ -243,6 +243,12 @@ def _classify_json(value: Any) -> str | None:
         return "opsgenie"
     data = value.get("data")
     sample = data[0] if isinstance(data, list) and data else data
+    if isinstance(value.get("log_entries"), list):
+        return "pagerduty"
+    if isinstance(sample, dict) and (
+        "incident_number" in sample or "seconds_to_resolve" in sample
+    ):
+        return "pagerduty"  # Analytics raw incidents
     if isinstance(sample, dict) and ("tinyId" in sample or "alertId" in sample):
         return "opsgenie"
     if isinstance(value.get("alerts"), list):
