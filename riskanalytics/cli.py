@@ -134,6 +134,7 @@ def run(
         preview = pipeline.preview(config, trigger=trigger, inputs=inputs)
         click.echo(preview["diff"] or "# the register would not change")
         click.echo(json.dumps(preview["summary"], indent=2), err=True)
+        _echo_unsent(preview["notifications"])
         return
 
     summary = pipeline.run(
@@ -144,6 +145,8 @@ def run(
         run_id=run_id,
         incident_id=incident_id,
     )
+    if no_notify:
+        _echo_unsent(summary.get("notifications", {}))
     counts = summary["counts"]
     click.echo(
         f"run {summary['run_id']}: {counts['incidents']} incidents, "
@@ -154,6 +157,23 @@ def run(
     )
     if trigger == "weekly" and counts["reviews_overdue"]:
         sys.exit(1)
+
+
+def _echo_unsent(notifications: dict) -> None:
+    """Print, on stderr, the notifications a run did not send but would have."""
+    if not notifications.get("enabled"):
+        click.echo("# notifications are disabled in the configuration", err=True)
+        return
+    entries = notifications.get("dry_run", [])
+    if not entries:
+        click.echo("# no notification would be sent", err=True)
+    for entry in entries:
+        click.echo(
+            f"would notify {entry['owner']} via {entry.get('url') or 'no URL'}: "
+            f"{entry['title']}",
+            err=True,
+        )
+        click.echo("    " + entry["body"].replace("\n", "\n    "), err=True)
 
 
 @cli.command()

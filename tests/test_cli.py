@@ -2,9 +2,11 @@
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from riskanalytics.cli import cli
@@ -125,6 +127,27 @@ def test_dry_run_prints_the_diff_and_writes_nothing(sample_project):
     assert "Realized" in result.stdout
     assert register.read_bytes() == before
     assert not (sample_project / "reports").exists()
+
+
+def test_dry_run_prints_the_notifications_it_would_send(sample_project):
+    config = sample_project / "config.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    # A port nothing listens on: a message sent by mistake would fail loudly.
+    data["notifications"] = {
+        "enabled": True,
+        "default": ["json://127.0.0.1:9/owners"],
+        "escalation": ["json://127.0.0.1:9/leads"],
+    }
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--dry-run"])
+
+    assert result.exit_code == 0, result.output
+    owners = re.findall(r"^would notify (\S+) via ", result.stderr, re.M)
+    assert "platform-team" in owners and "release-team" in owners
+    assert len(owners) == len(set(owners))  # one message per owner
+    assert "Realized risk R-018" in result.stderr
+    assert not (sample_project / "reports").exists()  # no state, nothing sent
 
 
 def test_near_miss_needs_a_report(sample_project):
