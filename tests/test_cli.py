@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import re
 from pathlib import Path
 
@@ -214,3 +215,34 @@ def test_rollback_run_with_a_rollback_log_realizes_the_release_risk(
     assert result.exit_code == 0, result.output
     added = [line for line in result.stdout.splitlines() if "20261130" in line]
     assert added and "| R-018 | realized |" in added[0]
+
+
+def test_weekly_run_exits_1_on_overdue_reviews_and_records_a_failing_channel(
+    sample_project, caplog
+):
+    # The sample incidents are from 2026 and their reviews are due 14 days after
+    # each: every review this run writes is already overdue.
+    config = sample_project / "config.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["notifications"] = {
+        "enabled": True,
+        "default": ["json://127.0.0.1:9/owners"],  # nothing listens there
+        "retries": 1,
+        "backoff_seconds": 0.05,
+    }
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--config", str(config), "--trigger", "weekly", "--run-id", "w"],
+    )
+
+    summary = json.loads((sample_project / "reports" / "w" / "run.json").read_text())
+    overdue = summary["counts"]["reviews_overdue"]
+    assert result.exit_code == 1, result.output
+    assert overdue > 0 and f"reviews overdue: {overdue}" in result.stdout
+    assert summary["trigger"] == "weekly" and summary["outcome"] == "success"
+    failed = summary["notifications"]["failed"]
+    assert failed and all(entry["attempts"] == 2 for entry in failed)
+    assert any(key.startswith("overdue:") for e in failed for key in e["keys"])
+    assert "failed after 2 attempt(s)" in caplog.text  # the log says it too
