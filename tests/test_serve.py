@@ -366,6 +366,8 @@ def test_restart_executes_queued_runs_exactly_once(config_path, tmp_path, secret
         first.client.post("/webhooks/alertmanager", content=bodies[1])
         first.client.post("/webhooks/opsgenie", content=bodies[2])
         assert first.client.get("/healthz").json()["queued"] == 3
+        time.sleep(0.3)  # room for a second run to start, if runs overlapped
+        assert len(blocked.started) == 1  # one run at a time
     finally:
         first.stop()  # the first run is still blocked in the runner
     assert blocked.runs == [] and len(_queued(queue_dir)) == 3
