@@ -297,6 +297,38 @@ def register_check(path):
         sys.exit(2)
 
 
+@register.command("add-ids")
+@click.argument("path", type=_existing)
+@click.option("--prefix", default="R-", show_default=True, help="Text before numbers.")
+@click.option(
+    "--width",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 9),
+    help="Digits of each number, zero-padded.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the change; write nothing.")
+def register_add_ids(path, prefix, width, dry_run):
+    """Add an ID column to a register whose risk table has none.
+
+    The rows are numbered in the order they are written (R-001, R-002 ...);
+    only the table's lines change, and the previous version is kept as a
+    backup. Prints the change as a unified diff; exit 2 when the table
+    already has ids or none is found.
+    """
+    from riskanalytics.register.ids import add_ids
+
+    result = add_ids(path, prefix=prefix, width=width, dry_run=dry_run)
+    click.echo(result.diff)
+    done = "added" if result.written else "would add"
+    click.echo(
+        f"# {done} {len(result.ids)} ids, {result.ids[0]} to {result.ids[-1]}"
+        if result.ids
+        else "# the risk table has no rows",
+        err=True,
+    )
+
+
 @cli.command()
 @click.option("--config", "config_path", default="config.yaml", type=_existing)
 @click.option("--host", default="127.0.0.1", show_default=True)

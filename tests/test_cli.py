@@ -77,6 +77,26 @@ def test_register_check_reports_the_sample_register():
     assert "30" in result.stdout
 
 
+def test_register_add_ids_previews_then_writes(tmp_path):
+    path = tmp_path / "risk_register.md"
+    source = (
+        ROOT / "tests" / "fixtures" / "register" / "turing_no_leading_pipes_no_id.md"
+    )
+    path.write_bytes(source.read_bytes())
+
+    check = CliRunner().invoke(cli, ["register", "check", str(path)])
+    preview = CliRunner().invoke(cli, ["register", "add-ids", "--dry-run", str(path)])
+    assert check.exit_code == 2 and "register add-ids" in check.output
+    assert preview.exit_code == 0 and "+R-001 | Azure Platform" in preview.stdout
+    assert path.read_bytes() == source.read_bytes()
+
+    written = CliRunner().invoke(cli, ["register", "add-ids", str(path)])
+    again = CliRunner().invoke(cli, ["register", "add-ids", str(path)])
+    assert written.exit_code == 0 and "added 5 ids, R-001 to R-005" in written.stderr
+    assert CliRunner().invoke(cli, ["register", "check", str(path)]).exit_code == 0
+    assert again.exit_code == 2 and "already has an ID column" in again.stderr
+
+
 def test_register_check_exits_2_on_a_register_without_a_table(tmp_path):
     path = tmp_path / "risk-register.md"
     path.write_text("# Risks\n\nnothing\n")

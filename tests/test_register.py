@@ -20,6 +20,7 @@ from riskanalytics.register import (
     read_register,
     store,
 )
+from riskanalytics.register.ids import add_ids
 from riskanalytics.register.parse import split_lines
 from riskanalytics.register.scales import choose_scale, to_level
 from riskanalytics.schema import RISK_COLUMNS
@@ -150,8 +151,9 @@ def test_register_errors_name_file_and_line(name):
 
 
 def test_register_missing_id_column_suggests_adding_ids():
-    with pytest.raises(RegisterFormatError, match="Add a first column 'ID'"):
+    with pytest.raises(RegisterFormatError, match="Add a first column 'ID'") as caught:
         read_register(FIXTURES / "turing_no_leading_pipes_no_id.md")
+    assert "riskanalytics register add-ids" in str(caught.value)
 
 
 def test_register_keeps_bom_and_crlf_in_text():
@@ -587,3 +589,44 @@ def test_register_update_keeps_file_mode_and_backs_up_with_it(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o444
     assert backup.stat().st_mode & 0o777 == 0o444
     assert store.lock_path(path).name == "platform_risk_register.md.riskanalytics.lock"
+
+
+# --- adding ids -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "count"),
+    [("turing_no_leading_pipes_no_id.md", 5), ("turing_padded_label_line_no_id.md", 6)],
+)
+def test_register_add_ids_changes_only_the_table_lines(name, count, tmp_path):
+    path = copy_fixture(tmp_path, name)
+    before = path.read_text(encoding="utf-8")
+
+    preview = add_ids(path, dry_run=True)
+    assert path.read_text(encoding="utf-8") == before and not preview.written
+    result = add_ids(path)
+    after = path.read_text(encoding="utf-8")
+
+    ids = [f"R-{n:03d}" for n in range(1, count + 1)]
+    assert result.ids == preview.ids == ids and result.written
+    replaced, deleted, inserted = changed_lines(before, after)
+    assert deleted == [] and inserted == []
+    assert len(replaced) == count + 2  # header, delimiter line and every row
+    for old, new in replaced:
+        assert new.endswith(old.lstrip("| ")) or new.endswith(old)
+    register = read_register(path)
+    assert list(register.risks["risk_id"]) == ids
+    assert register.risks["description"].iloc[0].startswith("Azure")
+    assert register.columns["impact"] == "Severity"
+    backups = list((tmp_path / ".risk-register-backups").iterdir())
+    assert [b.read_text(encoding="utf-8") for b in backups] == [before]
+    with pytest.raises(RegisterFormatError, match="already has an ID column"):
+        add_ids(path)
+
+
+def test_register_add_ids_refuses_a_page_without_a_pipe_table(tmp_path):
+    path = copy_fixture(tmp_path, "nhs_hazard_page_no_id_column.md")
+    before = path.read_bytes()
+    with pytest.raises(RegisterFormatError, match="HTML table"):
+        add_ids(path)
+    assert path.read_bytes() == before

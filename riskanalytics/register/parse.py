@@ -557,8 +557,9 @@ def _missing_id_error(path: Path, table: Table) -> RegisterFormatError:
         f"{path}:{table.header_line + 1}: the risk table has no ID column "
         f"(expected a header such as ID, Risk ID, Ref or #; found: {headers}). "
         "Add a first column 'ID' and give each risk a stable id such as R-001, "
-        "R-002 ...; ids are never invented, because reviews and history refer "
-        "to them."
+        "R-002 ..., or let 'riskanalytics register add-ids "
+        f"{path}' do it (--dry-run shows the change first); ids are never "
+        "invented during a run, because reviews and history refer to them."
     )
 
 
