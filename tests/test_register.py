@@ -43,7 +43,7 @@ UNREADABLE = {
     "turing_no_leading_pipes_no_id.md": (7, "no ID column"),
     "turing_padded_label_line_no_id.md": (10, "no ID column"),
     "nhs_hazard_page_no_id_column.md": (10, "no ID column"),
-    "oscal_poam_not_markdown.json": (1, "no risk table found"),
+    "oscal_poam_not_markdown.json": (1, "This is an OSCAL plan of action"),
 }
 NEXT_IDS = {
     "akyoseva_percent_scales_bom_crlf.md": "5",
