@@ -202,6 +202,44 @@ def test_register_reads_percentages_into_bands():
     assert register.rating("missing") is None
 
 
+def test_register_reads_every_field_of_the_sre_register():
+    register = read_register(FIXTURES / "sre_register_unpadded_ids.md")
+    risks = register.risks.set_index("risk_id")
+    assert list(risks.index) == ["R1", "R2", "R3", "R4", "R5", "R6"]
+    assert register.columns["mitigations"] == "Mitigation"  # not Contingency
+    r2 = risks.loc["R2"]
+    assert r2["description"] == "Misconfigured Alertmanager silences masking incidents"
+    assert r2["owner"] == "SRE Lead"
+    assert r2["mitigations"] == (
+        "Require owner/reason/expiry metadata; weekly silence audit; sandbox tests"
+    )
+    assert (r2["likelihood"], r2["impact"]) == ("Medium", "High")
+    assert r2["status"] is None  # the register has no Status column
+    # Low < Medium < High < Critical, on the same 1-5 levels for both.
+    assert list(risks["likelihood_level"]) == [3, 3, 3, 2, 3, 2]
+    assert list(risks["impact_level"]) == [4, 4, 4, 3, 3, 5]
+    assert list(risks["owner"]) == [
+        "Platform",
+        "SRE Lead",
+        "Infra",
+        "Security",
+        "Observability",
+        "Security",
+    ]
+
+
+def test_register_reads_owners_and_status_of_the_platform_register():
+    risks = read_register(FIXTURES / "platform_risk_register.md").risks
+    risks = risks.set_index("risk_id")
+    assert risks.loc["R-002", "owner"] == "network-team"
+    assert risks.loc["R-013", "status"] == "Accepted"
+    assert (risks["status"] == "Open").sum() == 29
+    assert risks.loc["R-009", "mitigations"] == (
+        "Disk usage alerts at 80%; log rotation; quotas"
+    )
+    assert risks["owner"].notna().all() and risks["mitigations"].notna().all()
+
+
 def test_register_reads_word_scales_and_rating():
     register = read_register(FIXTURES / "platform_risk_register.md")
     assert register.scale_names == {
