@@ -91,6 +91,7 @@ DETECTED = {
     "helm_history_with_rollback.json": "helm",
     "helm_history_with_rollback.yaml": "helm",
     "helm3_history_without_rollback.txt": "helm",
+    "helm_rollback_output.txt": "helm",
     "argo_rollout_aborted/rollout.yaml": "argo-rollouts",
     "argo_rollout_aborted/analysisrun.yaml": "argo-rollouts",
     "kubectl_history_in_markdown_note.md": "kubectl",
@@ -486,6 +487,12 @@ def test_helm3_history_without_rollback_has_no_incident():
     result = read("helm3_history_without_rollback.txt")
     assert result.incidents.empty
     assert result.skipped == []
+
+
+def test_helm_rollback_output_has_no_incident_and_says_what_to_save(caplog):
+    result = read("helm_rollback_output.txt")
+    assert result.incidents.empty and result.skipped == []
+    assert "helm history RELEASE -o json" in caplog.text
 
 
 def test_argo_aborted_rollout_takes_root_cause_from_analysis_run():

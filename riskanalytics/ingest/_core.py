@@ -299,6 +299,8 @@ def _classify_text(path: Path, text: str, stripped: str) -> str | None:
         return "postmortem"
     if first_line.startswith("REVISION") and "UPDATED" in first_line:
         return "helm"
+    if first_line.startswith("Rollback was a success! Happy Helming!"):
+        return "helm"  # the output of helm rollback itself
     if _ARGO.search(text):
         return "argo-rollouts"
     if re.match(r"^-\s", stripped) and re.search(r"^\s*revision:\s*\d+", text, re.M):
