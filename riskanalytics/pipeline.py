@@ -728,6 +728,7 @@ def preview(
     summary = {
         "trigger": trigger,
         "incidents": len(recon),
+        "skipped_records": len(result.skipped),
         "realized": int((recon["outcome"] == "realized").sum()),
         "new_risks": int((recon["outcome"] == "new_risk").sum()),
         "needs_review": int((recon["outcome"] == "needs_review").sum()),
