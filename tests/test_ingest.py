@@ -613,8 +613,10 @@ def test_moj_resolved_before_started_is_dropped_with_warning(caplog):
     assert any("resolved_at" in r.getMessage() for r in caplog.records)
 
 
-def test_moj_page_with_year_typo_falls_back_to_declared_time():
+def test_moj_page_with_year_typo_falls_back_to_declared_time(caplog):
     row = one("moj_incident_page_year_typo.md.erb", default_timezone="Europe/London")
+    assert "moj_incident_page_year_typo.md.erb:6: first detected: " in caplog.text
+    assert "'22025-03-18 09:36' is no YYYY-MM-DD date" in caplog.text
     assert row["incident_id"] == "moj-2025-03-18-aws-eks-upgrade-to-1-30"
     assert row["started_at"] == ts("2025-03-18T10:03")
     assert row["resolved_at"] == ts("2025-03-20T12:09")
