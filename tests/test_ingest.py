@@ -363,6 +363,18 @@ def test_opsgenie_alert_api_object_with_report(tmp_path):
 # --- Alertmanager and Grafana ----------------------------------------------------
 
 
+def test_opsgenie_incident_api_objects_resolved_at_their_update():
+    path = (
+        Path(__file__).parent / "fixtures" / "live" / "opsgenie_incidents_offset0.json"
+    )
+    rows = read_incidents([path]).incidents.set_index("incident_id")
+    resolved = rows.loc["OG-2e9f9a4d-7d2b-4f0e-8f7c-1a0b6c9d3e21"]
+    assert resolved["title"] == "Checkout unavailable in EU"
+    assert resolved["resolved_at"] == ts("2026-11-10T10:03:30")
+    assert resolved["trigger"] == "resolved" and resolved["severity"] == "P1"
+    assert pd.isna(rows.loc["OG-6a1d2c3b-4e5f-4a7b-8c9d-0e1f2a3b4c5d", "resolved_at"])
+
+
 def test_alertmanager_mixed_group_with_shared_fingerprint():
     frame = read("alertmanager_firing_and_resolved_shared_fingerprint.json").incidents
     assert len(frame) == 4
