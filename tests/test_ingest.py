@@ -360,9 +360,6 @@ def test_opsgenie_alert_api_object_with_report(tmp_path):
     assert row["severity"] == "P1"
 
 
-# --- Alertmanager and Grafana ----------------------------------------------------
-
-
 def test_opsgenie_incident_api_objects_resolved_at_their_update():
     path = (
         Path(__file__).parent / "fixtures" / "live" / "opsgenie_incidents_offset0.json"
@@ -373,6 +370,35 @@ def test_opsgenie_incident_api_objects_resolved_at_their_update():
     assert resolved["resolved_at"] == ts("2026-11-10T10:03:30")
     assert resolved["trigger"] == "resolved" and resolved["severity"] == "P1"
     assert pd.isna(rows.loc["OG-6a1d2c3b-4e5f-4a7b-8c9d-0e1f2a3b4c5d", "resolved_at"])
+
+
+# --- Alertmanager and Grafana ----------------------------------------------------
+
+
+def test_alertmanager_api_v2_alert_list_gives_unresolved_incidents(tmp_path):
+    # GET /api/v2/alerts answers a list of gettableAlert objects: a status
+    # object instead of a string, and endsAt in the future while active.
+    body = json.loads((FIXTURES / "alertmanager_empty_group_labels.json").read_text())
+    alerts = []
+    for alert in body["alerts"]:
+        alert = {k: v for k, v in alert.items() if k != "status"}
+        alert.update(
+            endsAt="2099-01-01T00:00:00Z",
+            updatedAt=alert["startsAt"],
+            receivers=[{"name": "team"}],
+            status={"state": "active", "silencedBy": [], "inhibitedBy": []},
+        )
+        alerts.append(alert)
+    path = tmp_path / "alerts.json"
+    path.write_text(json.dumps(alerts), encoding="utf-8")
+
+    assert detect_format(path) == "alertmanager"
+    result = read_incidents([path])
+    assert result.skipped == []
+    frame = result.incidents
+    assert len(frame) == 1 and frame["alert_count"].iloc[0] == len(alerts)
+    assert pd.isna(frame["resolved_at"].iloc[0])  # still active
+    assert frame["trigger"].iloc[0] == "manual"
 
 
 def test_alertmanager_mixed_group_with_shared_fingerprint():
