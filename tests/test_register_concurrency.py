@@ -98,6 +98,10 @@ def test_register_concurrent_updates_lose_nothing(tmp_path):
     assert set(register.risks["status"].iloc[:30]) == {"Realized"}
     backups = list((tmp_path / ".risk-register-backups").iterdir())
     assert len(backups) == len(expected)
+    print(
+        f"{PROCESSES} processes x {UPDATES} updates: {len(expected)} realizations "
+        f"and {len(expected)} new risks expected, {lost} lost"
+    )
 
 
 def big_register(path, rows=300):
