@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskanalytics.exceptions import InputFormatError
-from riskanalytics.ingest import read_incidents
+from riskanalytics.ingest import FORMATS, read_incidents
 from riskanalytics.schema import INCIDENT_COLUMNS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
@@ -28,6 +28,7 @@ JSON_READERS = {
     "github-deployment": "github_deployment_status_failure.json",
     "helm": "helm_history_with_rollback.json",
     "issre": "issre_mixed_manifestation.json",
+    "json": None,
     "jsonl": None,
     "rollback-log": None,
 }
@@ -51,7 +52,7 @@ json_values = st.recursive(
 def _document(fmt: str) -> Any:
     name = JSON_READERS[fmt]
     if name is None:
-        return _GENERIC if fmt == "jsonl" else _ROLLBACK
+        return _GENERIC if fmt in ("json", "jsonl") else _ROLLBACK
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
@@ -234,3 +235,7 @@ def test_damaged_text_only_raises_input_format_error(fmt, data):
         else:
             lines.insert(where, line)
     _read_text(fmt, name, "".join(lines))
+
+
+def test_every_reader_has_a_property_test():
+    assert set(JSON_READERS) | set(TEXT_READERS) == set(FORMATS)
