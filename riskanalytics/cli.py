@@ -201,7 +201,9 @@ def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
     detected from its content; --format names it instead: alertmanager,
     argo-rollouts, cloud-incidents, csv, danluu, github-deployment, grafana,
     grafana-legacy, helm, issre, json, jsonl, k8s-failure-stories, kubectl,
-    opsgenie, pagerduty, postmortem (bold-label Markdown),
+    opsgenie (webhooks, Alert and Incident API objects), pagerduty (webhooks
+    v3 and v2, REST incidents and log entries, Analytics raw incidents),
+    postmortem (bold-label Markdown),
     postmortem-frontmatter (YAML front matter: a postmortem, or a manual or
     near-miss report with the incident columns, as in
     learning/near-miss-template.md), rollback-log.
