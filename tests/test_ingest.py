@@ -82,6 +82,7 @@ DETECTED = {
     "pagerduty_rest_incident_list.json": "pagerduty",
     "pagerduty_analytics_raw_incidents.json": "pagerduty",
     "pagerduty_log_entries_list.json": "pagerduty",
+    "pagerduty_v3_incident_data.json": "pagerduty",
     "opsgenie_create_ms_and_ns_times.json": "opsgenie",
     "alertmanager_firing_and_resolved_shared_fingerprint.json": "alertmanager",
     "alertmanager_empty_group_labels.json": "alertmanager",
@@ -256,6 +257,14 @@ def test_pagerduty_rest_incident_list():
     assert row["resolved_at"] == ts("2015-10-06T21:38:23")
     assert row["trigger"] == "resolved"
     assert row["source_record"] == "document incidents[0]"
+
+
+def test_pagerduty_v3_data_object_alone_keeps_the_incident_number():
+    row = one("pagerduty_v3_incident_data.json")
+    assert row["incident_id"] == "PD-2"  # as the webhook carrying it would give
+    assert row["title"] == "A little bump in the road"
+    assert row["service"] == "API Service" and row["severity"] == "P1"
+    assert row["started_at"] == ts("2020-04-09T15:16:27")
 
 
 def test_pagerduty_analytics_raw_incidents_in_the_response_time_zone(tmp_path):

@@ -239,6 +239,8 @@ def _classify_json(value: Any) -> str | None:
         return "pagerduty"
     if "incident_number" in keys:
         return "pagerduty"
+    if value.get("type") == "incident" and "number" in keys:
+        return "pagerduty"  # a webhook v3 event's data object
     if "action" in keys and "alert" in keys:
         return "opsgenie"
     data = value.get("data")

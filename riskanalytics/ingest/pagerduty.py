@@ -203,7 +203,7 @@ def _from_rest(incident: Any, ctx: ReadContext) -> dict[str, Any]:
         raise RecordError(
             f"expected an incident object, found {type(incident).__name__}"
         )
-    if "incident_number" not in incident and "id" not in incident:
+    if not any(key in incident for key in ("incident_number", "number", "id")):
         raise RecordError("expected 'incident_number' or 'id'")
     status = str(incident.get("status") or "")
     resolved_at = parse_time(incident.get("resolved_at"), ctx.tz)
@@ -211,7 +211,8 @@ def _from_rest(incident: Any, ctx: ReadContext) -> dict[str, Any]:
         resolved_at = parse_time(incident.get("last_status_change_at"), ctx.tz)
     return {
         "incident_id": _incident_id(
-            incident.get("incident_number"), incident.get("id")
+            first(incident.get("incident_number"), incident.get("number")),
+            incident.get("id"),
         ),
         "source": "pagerduty",
         "title": text_or_none(first(incident.get("title"), incident.get("summary"))),
