@@ -26,6 +26,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -133,12 +134,46 @@ def run_naive(path: Path, window_minutes: float = 60.0) -> int:
     return incidents
 
 
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc (KiB)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        stack += [int(child) for child in children.split()]
+    return total
+
+
+class _TreePeak(threading.Thread):
+    """Samples the memory of this process and its reading processes together."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_kb = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(os.getpid()))
+
+
 def measure(mode: str, path: Path, alerts: int) -> None:
     import riskanalytics.ingest  # noqa: F401  (import time is not reading time)
 
+    sampler = _TreePeak()
+    sampler.start()
     began = time.perf_counter()
     incidents = run_riskanalytics(path) if mode == "riskanalytics" else run_naive(path)
     seconds = time.perf_counter() - began
+    sampler.done.set()
+    sampler.join()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # reading processes of large files are children: their peak is reported apart
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -152,6 +187,8 @@ def measure(mode: str, path: Path, alerts: int) -> None:
                 "alerts_per_second": round(alerts / seconds),
                 "peak_rss_mb": round(peak_mb),
                 "peak_child_rss_mb": round(child_mb),
+                # this process and its reading processes at the same moment
+                "peak_total_rss_mb": round(sampler.peak_kb / 1024),
                 "load_average_1m": round(os.getloadavg()[0], 2),
             }
         )

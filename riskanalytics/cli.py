@@ -134,6 +134,7 @@ def run(
         preview = pipeline.preview(config, trigger=trigger, inputs=inputs)
         click.echo(preview["diff"] or "# the register would not change")
         click.echo(json.dumps(preview["summary"], indent=2), err=True)
+        _echo_unsent(preview["notifications"])
         return
 
     summary = pipeline.run(
@@ -144,6 +145,8 @@ def run(
         run_id=run_id,
         incident_id=incident_id,
     )
+    if no_notify:
+        _echo_unsent(summary.get("notifications", {}))
     counts = summary["counts"]
     click.echo(
         f"run {summary['run_id']}: {counts['incidents']} incidents, "
@@ -154,6 +157,23 @@ def run(
     )
     if trigger == "weekly" and counts["reviews_overdue"]:
         sys.exit(1)
+
+
+def _echo_unsent(notifications: dict) -> None:
+    """Print, on stderr, the notifications a run did not send but would have."""
+    if not notifications.get("enabled"):
+        click.echo("# notifications are disabled in the configuration", err=True)
+        return
+    entries = notifications.get("dry_run", [])
+    if not entries:
+        click.echo("# no notification would be sent", err=True)
+    for entry in entries:
+        click.echo(
+            f"would notify {entry['owner']} via {entry.get('url') or 'no URL'}: "
+            f"{entry['title']}",
+            err=True,
+        )
+        click.echo("    " + entry["body"].replace("\n", "\n    "), err=True)
 
 
 @cli.command()
@@ -181,7 +201,9 @@ def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
     detected from its content; --format names it instead: alertmanager,
     argo-rollouts, cloud-incidents, csv, danluu, github-deployment, grafana,
     grafana-legacy, helm, issre, json, jsonl, k8s-failure-stories, kubectl,
-    opsgenie, pagerduty, postmortem (bold-label Markdown),
+    opsgenie (webhooks, Alert and Incident API objects), pagerduty (webhooks
+    v3 and v2, REST incidents and log entries, Analytics raw incidents),
+    postmortem (bold-label Markdown),
     postmortem-frontmatter (YAML front matter: a postmortem, or a manual or
     near-miss report with the incident columns, as in
     learning/near-miss-template.md), rollback-log.
@@ -275,6 +297,38 @@ def register_check(path):
     click.echo(report.to_text())
     if not report.ok:
         sys.exit(2)
+
+
+@register.command("add-ids")
+@click.argument("path", type=_existing)
+@click.option("--prefix", default="R-", show_default=True, help="Text before numbers.")
+@click.option(
+    "--width",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 9),
+    help="Digits of each number, zero-padded.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the change; write nothing.")
+def register_add_ids(path, prefix, width, dry_run):
+    """Add an ID column to a register whose risk table has none.
+
+    The rows are numbered in the order they are written (R-001, R-002 ...);
+    only the table's lines change, and the previous version is kept as a
+    backup. Prints the change as a unified diff; exit 2 when the table
+    already has ids or none is found.
+    """
+    from riskanalytics.register.ids import add_ids
+
+    result = add_ids(path, prefix=prefix, width=width, dry_run=dry_run)
+    click.echo(result.diff)
+    done = "added" if result.written else "would add"
+    click.echo(
+        f"# {done} {len(result.ids)} ids, {result.ids[0]} to {result.ids[-1]}"
+        if result.ids
+        else "# the risk table has no rows",
+        err=True,
+    )
 
 
 @cli.command()

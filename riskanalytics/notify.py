@@ -615,6 +615,12 @@ def send_messages(
                 if not keys:
                     continue
                 title, body = _content(message, keys)
+                log.info(
+                    "Would notify %s via %s: %s",
+                    message.owner,
+                    redact_url(url) if url else "no URL configured",
+                    title,
+                )
                 report.dry_run.append(
                     _entry(
                         message,

@@ -704,10 +704,14 @@ def preview(
     Returns
     -------
     dict
-        ``diff`` (the register change as a unified diff) and ``summary``
-        (counts of realized, new and to-review incidents, reviews to write).
+        ``diff`` (the register change as a unified diff), ``summary``
+        (counts of realized, new and to-review incidents, reviews to write)
+        and ``notifications`` (what a run would send, as in ``run.json``;
+        ``{"enabled": False}`` when notifications are off).
     """
     import tempfile
+
+    from riskanalytics.checklist import review_status
 
     config = _config(config)
     _preflight(config, inputs)
@@ -724,10 +728,15 @@ def preview(
     summary = {
         "trigger": trigger,
         "incidents": len(recon),
+        "skipped_records": len(result.skipped),
         "realized": int((recon["outcome"] == "realized").sum()),
         "new_risks": int((recon["outcome"] == "new_risk").sum()),
         "needs_review": int((recon["outcome"] == "needs_review").sum()),
         "history_entries_to_add": len(update.realized) + len(update.created),
         "reviews_to_write": len(reviews),
     }
-    return {"diff": update.diff, "summary": summary}
+    status = review_status(config.reviews_dir)
+    overdue = status[status["overdue"]] if len(status) else status
+    summary["reviews_overdue"] = len(overdue)
+    notifications = _notify(config, recon, overdue, dry_run=True, notify=False)
+    return {"diff": update.diff, "summary": summary, "notifications": notifications}

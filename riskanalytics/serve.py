@@ -33,6 +33,8 @@ what was left.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextvars
 import hashlib
 import hmac
 import json
@@ -188,12 +190,38 @@ _ENDPOINTS: dict[str, tuple[Callable, Callable]] = {
 # -- the application ---------------------------------------------------------
 
 
+def _close_loops(context: contextvars.Context) -> None:
+    """Close the event loops a run left in its context and thread.
+
+    The notebook client makes an event loop for the worker thread and keeps it
+    in a context variable; it would stay open, with its sockets, until the
+    thread's objects are collected.
+    """
+    for value in context.values():
+        if (
+            isinstance(value, asyncio.AbstractEventLoop)
+            and not value.is_running()
+            and not value.is_closed()
+        ):
+            value.close()
+    asyncio.set_event_loop(None)
+
+
 def _default_runner(config_path: Path) -> Callable[[RunRequest], None]:
     def run(request: RunRequest) -> None:
         from riskanalytics.pipeline import run as pipeline_run
 
         config = load_config(config_path)
-        pipeline_run(config, trigger=request.trigger, inputs=[request.payload_path])
+        context = contextvars.copy_context()
+        try:
+            context.run(
+                pipeline_run,
+                config,
+                trigger=request.trigger,
+                inputs=[request.payload_path],
+            )
+        finally:
+            _close_loops(context)
 
     return run
 

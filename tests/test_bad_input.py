@@ -13,6 +13,7 @@ before any notebook would start.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -384,6 +385,25 @@ def test_impossible_date_is_skipped_with_its_line_or_refused_when_strict(
 
     result = invoke(project, "ingest", "--strict", str(bad))
     assert_refused(result, "incidents_csv_impossible_date.csv", "line 2", "2O26-13-45")
+
+
+def test_skipped_record_is_counted_in_the_run_summary_or_refused_when_strict(
+    project, caplog
+):
+    bad = FIXTURES / "incidents_csv_impossible_date.csv"
+    result = invoke(project, "run", "--dry-run", "--input", str(bad))
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(
+        result.stderr[result.stderr.index("{") :].split("\n}")[0] + "}"
+    )
+    assert summary["skipped_records"] == 1
+    assert "incidents_csv_impossible_date.csv: record line 2" in caplog.text
+
+    edit_config(project, strict=True)
+    before = snapshot(project)
+    result = invoke(project, "run", "--dry-run", "--input", str(bad))
+    assert_refused(result, "incidents_csv_impossible_date.csv", "line 2")
+    assert snapshot(project) == before
 
 
 def test_folder_without_incidents_gives_an_empty_table(project):

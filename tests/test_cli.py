@@ -2,9 +2,12 @@
 
 import csv
 import io
+import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from riskanalytics.cli import cli
@@ -74,6 +77,26 @@ def test_register_check_reports_the_sample_register():
     assert "30" in result.stdout
 
 
+def test_register_add_ids_previews_then_writes(tmp_path):
+    path = tmp_path / "risk_register.md"
+    source = (
+        ROOT / "tests" / "fixtures" / "register" / "turing_no_leading_pipes_no_id.md"
+    )
+    path.write_bytes(source.read_bytes())
+
+    check = CliRunner().invoke(cli, ["register", "check", str(path)])
+    preview = CliRunner().invoke(cli, ["register", "add-ids", "--dry-run", str(path)])
+    assert check.exit_code == 2 and "register add-ids" in check.output
+    assert preview.exit_code == 0 and "+R-001 | Azure Platform" in preview.stdout
+    assert path.read_bytes() == source.read_bytes()
+
+    written = CliRunner().invoke(cli, ["register", "add-ids", str(path)])
+    again = CliRunner().invoke(cli, ["register", "add-ids", str(path)])
+    assert written.exit_code == 0 and "added 5 ids, R-001 to R-005" in written.stderr
+    assert CliRunner().invoke(cli, ["register", "check", str(path)]).exit_code == 0
+    assert again.exit_code == 2 and "already has an ID column" in again.stderr
+
+
 def test_register_check_exits_2_on_a_register_without_a_table(tmp_path):
     path = tmp_path / "risk-register.md"
     path.write_text("# Risks\n\nnothing\n")
@@ -125,6 +148,27 @@ def test_dry_run_prints_the_diff_and_writes_nothing(sample_project):
     assert "Realized" in result.stdout
     assert register.read_bytes() == before
     assert not (sample_project / "reports").exists()
+
+
+def test_dry_run_prints_the_notifications_it_would_send(sample_project):
+    config = sample_project / "config.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    # A port nothing listens on: a message sent by mistake would fail loudly.
+    data["notifications"] = {
+        "enabled": True,
+        "default": ["json://127.0.0.1:9/owners"],
+        "escalation": ["json://127.0.0.1:9/leads"],
+    }
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--dry-run"])
+
+    assert result.exit_code == 0, result.output
+    owners = re.findall(r"^would notify (\S+) via ", result.stderr, re.M)
+    assert "platform-team" in owners and "release-team" in owners
+    assert len(owners) == len(set(owners))  # one message per owner
+    assert "Realized risk R-018" in result.stderr
+    assert not (sample_project / "reports").exists()  # no state, nothing sent
 
 
 def test_near_miss_needs_a_report(sample_project):
@@ -191,3 +235,34 @@ def test_rollback_run_with_a_rollback_log_realizes_the_release_risk(
     assert result.exit_code == 0, result.output
     added = [line for line in result.stdout.splitlines() if "20261130" in line]
     assert added and "| R-018 | realized |" in added[0]
+
+
+def test_weekly_run_exits_1_on_overdue_reviews_and_records_a_failing_channel(
+    sample_project, caplog
+):
+    # The sample incidents are from 2026 and their reviews are due 14 days after
+    # each: every review this run writes is already overdue.
+    config = sample_project / "config.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["notifications"] = {
+        "enabled": True,
+        "default": ["json://127.0.0.1:9/owners"],  # nothing listens there
+        "retries": 1,
+        "backoff_seconds": 0.05,
+    }
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--config", str(config), "--trigger", "weekly", "--run-id", "w"],
+    )
+
+    summary = json.loads((sample_project / "reports" / "w" / "run.json").read_text())
+    overdue = summary["counts"]["reviews_overdue"]
+    assert result.exit_code == 1, result.output
+    assert overdue > 0 and f"reviews overdue: {overdue}" in result.stdout
+    assert summary["trigger"] == "weekly" and summary["outcome"] == "success"
+    failed = summary["notifications"]["failed"]
+    assert failed and all(entry["attempts"] == 2 for entry in failed)
+    assert any(key.startswith("overdue:") for e in failed for key in e["keys"])
+    assert "failed after 2 attempt(s)" in caplog.text  # the log says it too

@@ -80,6 +80,9 @@ DETECTED = {
     "pagerduty_v3_triggered.json": "pagerduty",
     "pagerduty_v2_messages_trigger.json": "pagerduty",
     "pagerduty_rest_incident_list.json": "pagerduty",
+    "pagerduty_analytics_raw_incidents.json": "pagerduty",
+    "pagerduty_log_entries_list.json": "pagerduty",
+    "pagerduty_v3_incident_data.json": "pagerduty",
     "opsgenie_create_ms_and_ns_times.json": "opsgenie",
     "alertmanager_firing_and_resolved_shared_fingerprint.json": "alertmanager",
     "alertmanager_empty_group_labels.json": "alertmanager",
@@ -89,6 +92,7 @@ DETECTED = {
     "helm_history_with_rollback.json": "helm",
     "helm_history_with_rollback.yaml": "helm",
     "helm3_history_without_rollback.txt": "helm",
+    "helm_rollback_output.txt": "helm",
     "argo_rollout_aborted/rollout.yaml": "argo-rollouts",
     "argo_rollout_aborted/analysisrun.yaml": "argo-rollouts",
     "kubectl_history_in_markdown_note.md": "kubectl",
@@ -255,6 +259,73 @@ def test_pagerduty_rest_incident_list():
     assert row["source_record"] == "document incidents[0]"
 
 
+def test_pagerduty_v3_data_object_alone_keeps_the_incident_number():
+    row = one("pagerduty_v3_incident_data.json")
+    assert row["incident_id"] == "PD-2"  # as the webhook carrying it would give
+    assert row["title"] == "A little bump in the road"
+    assert row["service"] == "API Service" and row["severity"] == "P1"
+    assert row["started_at"] == ts("2020-04-09T15:16:27")
+
+
+def test_pagerduty_analytics_raw_incidents_in_the_response_time_zone(tmp_path):
+    rows = read("pagerduty_analytics_raw_incidents.json").incidents
+    rows = rows.set_index("incident_id")
+    assert sorted(rows.index) == ["PD-928", "PD-929"]
+    fire = rows.loc["PD-928"]
+    assert fire["title"] == "The server is on fire!"
+    assert fire["service"] == "Engineering"
+    assert fire["severity"] == "low"  # no priority: the urgency
+    assert fire["started_at"] == ts("2023-05-31T10:05:00")
+    assert fire["resolved_at"] == ts("2023-05-31T10:15:00")
+    assert rows.loc["PD-929", "severity"] == "SEV-2"
+    assert pd.isna(rows.loc["PD-929", "resolved_at"])  # resolved before created
+
+    # Zoneless times are in the response's time_zone, not the default zone.
+    body = json.loads((FIXTURES / "pagerduty_analytics_raw_incidents.json").read_text())
+    body["time_zone"] = "America/New_York"
+    path = tmp_path / "analytics.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    moved = read_incidents([path], default_timezone="Asia/Tokyo").incidents
+    moved = moved.set_index("incident_id")
+    assert moved.loc["PD-928", "started_at"] == ts("2023-05-31T14:05:00")
+
+
+def test_pagerduty_log_entries_give_the_incident_timeline(tmp_path):
+    row = one("pagerduty_log_entries_list.json")
+    assert row["incident_id"] == "PD-1234"
+    assert row["title"] == "The server is on fire."
+    assert row["service"] == "My Mail Service"
+    assert row["started_at"] == ts("2015-11-07T00:14:20")
+    assert pd.isna(row["resolved_at"])
+
+    body = json.loads((FIXTURES / "pagerduty_log_entries_list.json").read_text())
+    trigger = body["log_entries"][0]
+    resolve = dict(
+        trigger, id="R2", type="resolve_log_entry", created_at="2015-11-07T01:00:00Z"
+    )
+    resolve["note"] = "Rolled back the mail relay config"
+    body["log_entries"] = [resolve, trigger, "not an entry"]
+    path = tmp_path / "log_entries.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    result = read_incidents([path])
+    row = result.incidents.iloc[0]
+    assert len(result.incidents) == 1
+    assert row["resolved_at"] == ts("2015-11-07T01:00:00")
+    assert row["trigger"] == "resolved"
+    assert row["recovery_actions"] == "Rolled back the mail relay config"
+    assert [s.record for s in result.skipped] == ["document log_entries[2]"]
+
+
+def test_pagerduty_log_entries_merge_with_the_incident_export():
+    result = read(
+        "pagerduty_rest_incident_list.json", "pagerduty_log_entries_list.json"
+    )
+    assert list(result.incidents["incident_id"]) == ["PD-1234"]
+    row = result.incidents.iloc[0]
+    assert row["started_at"] == ts("2015-10-06T21:30:42")
+    assert row["resolved_at"] == ts("2015-10-06T21:38:23")
+
+
 # --- Opsgenie -------------------------------------------------------------------
 
 
@@ -298,7 +369,45 @@ def test_opsgenie_alert_api_object_with_report(tmp_path):
     assert row["severity"] == "P1"
 
 
+def test_opsgenie_incident_api_objects_resolved_at_their_update():
+    path = (
+        Path(__file__).parent / "fixtures" / "live" / "opsgenie_incidents_offset0.json"
+    )
+    rows = read_incidents([path]).incidents.set_index("incident_id")
+    resolved = rows.loc["OG-2e9f9a4d-7d2b-4f0e-8f7c-1a0b6c9d3e21"]
+    assert resolved["title"] == "Checkout unavailable in EU"
+    assert resolved["resolved_at"] == ts("2026-11-10T10:03:30")
+    assert resolved["trigger"] == "resolved" and resolved["severity"] == "P1"
+    assert pd.isna(rows.loc["OG-6a1d2c3b-4e5f-4a7b-8c9d-0e1f2a3b4c5d", "resolved_at"])
+
+
 # --- Alertmanager and Grafana ----------------------------------------------------
+
+
+def test_alertmanager_api_v2_alert_list_gives_unresolved_incidents(tmp_path):
+    # GET /api/v2/alerts answers a list of gettableAlert objects: a status
+    # object instead of a string, and endsAt in the future while active.
+    body = json.loads((FIXTURES / "alertmanager_empty_group_labels.json").read_text())
+    alerts = []
+    for alert in body["alerts"]:
+        alert = {k: v for k, v in alert.items() if k != "status"}
+        alert.update(
+            endsAt="2099-01-01T00:00:00Z",
+            updatedAt=alert["startsAt"],
+            receivers=[{"name": "team"}],
+            status={"state": "active", "silencedBy": [], "inhibitedBy": []},
+        )
+        alerts.append(alert)
+    path = tmp_path / "alerts.json"
+    path.write_text(json.dumps(alerts), encoding="utf-8")
+
+    assert detect_format(path) == "alertmanager"
+    result = read_incidents([path])
+    assert result.skipped == []
+    frame = result.incidents
+    assert len(frame) == 1 and frame["alert_count"].iloc[0] == len(alerts)
+    assert pd.isna(frame["resolved_at"].iloc[0])  # still active
+    assert frame["trigger"].iloc[0] == "manual"
 
 
 def test_alertmanager_mixed_group_with_shared_fingerprint():
@@ -427,6 +536,12 @@ def test_helm3_history_without_rollback_has_no_incident():
     assert result.skipped == []
 
 
+def test_helm_rollback_output_has_no_incident_and_says_what_to_save(caplog):
+    result = read("helm_rollback_output.txt")
+    assert result.incidents.empty and result.skipped == []
+    assert "helm history RELEASE -o json" in caplog.text
+
+
 def test_argo_aborted_rollout_takes_root_cause_from_analysis_run():
     result = read_incidents([FIXTURES / "argo_rollout_aborted"])
     assert len(result.incidents) == 1
@@ -545,8 +660,10 @@ def test_moj_resolved_before_started_is_dropped_with_warning(caplog):
     assert any("resolved_at" in r.getMessage() for r in caplog.records)
 
 
-def test_moj_page_with_year_typo_falls_back_to_declared_time():
+def test_moj_page_with_year_typo_falls_back_to_declared_time(caplog):
     row = one("moj_incident_page_year_typo.md.erb", default_timezone="Europe/London")
+    assert "moj_incident_page_year_typo.md.erb:6: first detected: " in caplog.text
+    assert "'22025-03-18 09:36' is no YYYY-MM-DD date" in caplog.text
     assert row["incident_id"] == "moj-2025-03-18-aws-eks-upgrade-to-1-30"
     assert row["started_at"] == ts("2025-03-18T10:03")
     assert row["resolved_at"] == ts("2025-03-20T12:09")
@@ -765,6 +882,8 @@ def test_write_incidents_csv_round_trips_through_generic_reader(tmp_path):
         ("2021-03-30T20:17:50.814674209+08:00", "2021-03-30T12:17:50.814674209"),
         ("Fri Sep  2 22:04:05 1977", "1977-09-02T22:04:05"),
         ("06/04/2011", "2011-06-04"),
+        ("6/4/11 10:05", "2011-06-04T10:05"),  # M/D/YY
+        ("12/31/99", "1999-12-31"),
         ("Thu Nov  1 18:33:05 UTC 2018", "2018-11-01T18:33:05"),
     ],
 )

@@ -8,15 +8,18 @@ import logging
 import shutil
 import socket
 import threading
+import time
 from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from riskanalytics import notify
 from riskanalytics.config import load_config
 from riskanalytics.notify import (
     Message,
@@ -246,8 +249,11 @@ def test_send_messages_twice_sends_only_new_facts(
 
 
 def test_send_messages_unreachable_channel_retried_then_reported(
-    config, tmp_path, caplog
+    config, tmp_path, caplog, monkeypatch
 ):
+    waits = []
+    clock = SimpleNamespace(sleep=waits.append, monotonic=time.monotonic)
+    monkeypatch.setattr(notify, "time", clock)  # this module's clock only
     port = _free_port()  # nothing listens here
     message = Message(
         owner="dba-team",
@@ -267,6 +273,7 @@ def test_send_messages_unreachable_channel_retried_then_reported(
     assert report.sent == []
     [failure] = report.failed
     assert failure["attempts"] == 3
+    assert waits == [0.01, 0.02]  # backoff doubles between attempts
     assert failure["keys"] == ["realized:INC-1:R-1"]
     assert failure["url"] == f"json://127.0.0.1:{port}/..."
     assert "failed after 3 attempt(s)" in caplog.text

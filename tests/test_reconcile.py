@@ -177,3 +177,29 @@ def test_abbreviations_do_not_cut_a_new_risk_description(config):
         new_risk_from_incident(incident, config)["description"]
         == "A node was launched approx. 5 minutes late."
     )
+
+
+@pytest.mark.parametrize(
+    ("threshold", "likelihood", "impact", "escalated"),
+    [
+        ("high", 2, 5, True),  # rating 10: the high band starts there
+        ("high", 3, 3, False),  # rating 9: just below
+        (16, 4, 4, True),  # a score threshold: at it
+        (17, 4, 4, False),  # a score threshold: just above
+    ],
+)
+def test_escalation_starts_at_the_threshold(threshold, likelihood, impact, escalated):
+    config = load_config(
+        ROOT / "config.yaml",
+        risk_threshold_for_escalation=threshold,
+        rating_bands={"low": 1, "medium": 5, "high": 10, "critical": 17},
+    )
+    risk = dict(CERT, likelihood_level=likelihood, impact_level=impact)
+    table = reconcile(
+        incidents({"incident_id": "a", "root_cause": "certificate expired"}),
+        matches(("a", "R-004", 80.0, "matched", "R-004:80.0")),
+        risks(risk, BUG),
+        config,
+    )
+    assert table.loc[0, "risk_rating"] == likelihood * impact
+    assert bool(table.loc[0, "escalate"]) is escalated

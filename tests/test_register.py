@@ -20,7 +20,8 @@ from riskanalytics.register import (
     read_register,
     store,
 )
-from riskanalytics.register.parse import split_lines
+from riskanalytics.register.ids import add_ids
+from riskanalytics.register.parse import cell_spans, split_lines
 from riskanalytics.register.scales import choose_scale, to_level
 from riskanalytics.schema import RISK_COLUMNS
 
@@ -42,7 +43,7 @@ UNREADABLE = {
     "turing_no_leading_pipes_no_id.md": (7, "no ID column"),
     "turing_padded_label_line_no_id.md": (10, "no ID column"),
     "nhs_hazard_page_no_id_column.md": (10, "no ID column"),
-    "oscal_poam_not_markdown.json": (1, "no risk table found"),
+    "oscal_poam_not_markdown.json": (1, "This is an OSCAL plan of action"),
 }
 NEXT_IDS = {
     "akyoseva_percent_scales_bom_crlf.md": "5",
@@ -150,8 +151,9 @@ def test_register_errors_name_file_and_line(name):
 
 
 def test_register_missing_id_column_suggests_adding_ids():
-    with pytest.raises(RegisterFormatError, match="Add a first column 'ID'"):
+    with pytest.raises(RegisterFormatError, match="Add a first column 'ID'") as caught:
         read_register(FIXTURES / "turing_no_leading_pipes_no_id.md")
+    assert "riskanalytics register add-ids" in str(caught.value)
 
 
 def test_register_keeps_bom_and_crlf_in_text():
@@ -198,6 +200,44 @@ def test_register_reads_percentages_into_bands():
     assert list(risks["likelihood_level"]) == [1, 2, 1, 1]
     assert register.rating("1") == 4
     assert register.rating("missing") is None
+
+
+def test_register_reads_every_field_of_the_sre_register():
+    register = read_register(FIXTURES / "sre_register_unpadded_ids.md")
+    risks = register.risks.set_index("risk_id")
+    assert list(risks.index) == ["R1", "R2", "R3", "R4", "R5", "R6"]
+    assert register.columns["mitigations"] == "Mitigation"  # not Contingency
+    r2 = risks.loc["R2"]
+    assert r2["description"] == "Misconfigured Alertmanager silences masking incidents"
+    assert r2["owner"] == "SRE Lead"
+    assert r2["mitigations"] == (
+        "Require owner/reason/expiry metadata; weekly silence audit; sandbox tests"
+    )
+    assert (r2["likelihood"], r2["impact"]) == ("Medium", "High")
+    assert r2["status"] is None  # the register has no Status column
+    # Low < Medium < High < Critical, on the same 1-5 levels for both.
+    assert list(risks["likelihood_level"]) == [3, 3, 3, 2, 3, 2]
+    assert list(risks["impact_level"]) == [4, 4, 4, 3, 3, 5]
+    assert list(risks["owner"]) == [
+        "Platform",
+        "SRE Lead",
+        "Infra",
+        "Security",
+        "Observability",
+        "Security",
+    ]
+
+
+def test_register_reads_owners_and_status_of_the_platform_register():
+    risks = read_register(FIXTURES / "platform_risk_register.md").risks
+    risks = risks.set_index("risk_id")
+    assert risks.loc["R-002", "owner"] == "network-team"
+    assert risks.loc["R-013", "status"] == "Accepted"
+    assert (risks["status"] == "Open").sum() == 29
+    assert risks.loc["R-009", "mitigations"] == (
+        "Disk usage alerts at 80%; log rotation; quotas"
+    )
+    assert risks["owner"].notna().all() and risks["mitigations"].notna().all()
 
 
 def test_register_reads_word_scales_and_rating():
@@ -298,8 +338,13 @@ def test_register_update_changes_only_expected_lines(name, tmp_path):
     status_line = register.risks["line"].iloc[1] - 1
     for old, new in replaced:
         if old == split_lines(before)[status_line]:
-            assert new.replace("Realized", "").strip() != old.strip()
-            assert "Realized" in new
+            # Only the Status cell changed; every other cell as it was.
+            column = register.table.fields["status"]
+            cells_before = [old[a:b] for a, b in cell_spans(old.rstrip("\r\n"))]
+            cells_after = [new[a:b] for a, b in cell_spans(new.rstrip("\r\n"))]
+            assert cells_after[column].strip() == "Realized"
+            del cells_before[column], cells_after[column]
+            assert cells_before == cells_after
         else:  # only a missing final line ending may be added
             assert new.startswith(old) and new[len(old) :] in ("\n", "\r\n")
     assert len(replaced) <= 2
@@ -587,3 +632,44 @@ def test_register_update_keeps_file_mode_and_backs_up_with_it(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o444
     assert backup.stat().st_mode & 0o777 == 0o444
     assert store.lock_path(path).name == "platform_risk_register.md.riskanalytics.lock"
+
+
+# --- adding ids -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "count"),
+    [("turing_no_leading_pipes_no_id.md", 5), ("turing_padded_label_line_no_id.md", 6)],
+)
+def test_register_add_ids_changes_only_the_table_lines(name, count, tmp_path):
+    path = copy_fixture(tmp_path, name)
+    before = path.read_text(encoding="utf-8")
+
+    preview = add_ids(path, dry_run=True)
+    assert path.read_text(encoding="utf-8") == before and not preview.written
+    result = add_ids(path)
+    after = path.read_text(encoding="utf-8")
+
+    ids = [f"R-{n:03d}" for n in range(1, count + 1)]
+    assert result.ids == preview.ids == ids and result.written
+    replaced, deleted, inserted = changed_lines(before, after)
+    assert deleted == [] and inserted == []
+    assert len(replaced) == count + 2  # header, delimiter line and every row
+    for old, new in replaced:
+        assert new.endswith(old.lstrip("| ")) or new.endswith(old)
+    register = read_register(path)
+    assert list(register.risks["risk_id"]) == ids
+    assert register.risks["description"].iloc[0].startswith("Azure")
+    assert register.columns["impact"] == "Severity"
+    backups = list((tmp_path / ".risk-register-backups").iterdir())
+    assert [b.read_text(encoding="utf-8") for b in backups] == [before]
+    with pytest.raises(RegisterFormatError, match="already has an ID column"):
+        add_ids(path)
+
+
+def test_register_add_ids_refuses_a_page_without_a_pipe_table(tmp_path):
+    path = copy_fixture(tmp_path, "nhs_hazard_page_no_id_column.md")
+    before = path.read_bytes()
+    with pytest.raises(RegisterFormatError, match="HTML table"):
+        add_ids(path)
+    assert path.read_bytes() == before

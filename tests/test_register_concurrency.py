@@ -98,6 +98,10 @@ def test_register_concurrent_updates_lose_nothing(tmp_path):
     assert set(register.risks["status"].iloc[:30]) == {"Realized"}
     backups = list((tmp_path / ".risk-register-backups").iterdir())
     assert len(backups) == len(expected)
+    print(
+        f"{PROCESSES} processes x {UPDATES} updates: {len(expected)} realizations "
+        f"and {len(expected)} new risks expected, {lost} lost"
+    )
 
 
 def big_register(path, rows=300):
@@ -179,6 +183,18 @@ def run_update_pausing(path, point, ready):
             real_replace(src, dst)
 
         store.os.replace = replace_later
+    elif point == "backup half written":
+        real_write = store._write_temp
+
+        def write_backup_half(target, data, mode=None):
+            if target.parent.name == store.BACKUP_DIR_NAME:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                half = target.parent / f".{target.name}.partial.tmp"
+                half.write_bytes(data[: len(data) // 2])
+                pause()
+            return real_write(target, data, mode)
+
+        store._write_temp = write_backup_half
     elif point == "after replace":
         store._fsync_dir = lambda folder: pause()
     run_one_update(path)
@@ -186,7 +202,12 @@ def run_update_pausing(path, point, ready):
 
 @pytest.mark.parametrize(
     ("point", "expected"),
-    [("temp half written", "old"), ("before replace", "old"), ("after replace", "new")],
+    [
+        ("temp half written", "old"),
+        ("backup half written", "old"),
+        ("before replace", "old"),
+        ("after replace", "new"),
+    ],
 )
 def test_register_writer_killed_at_each_step(tmp_path, point, expected):
     path = tmp_path / "risk-register.md"
@@ -209,3 +230,4 @@ def test_register_writer_killed_at_each_step(tmp_path, point, expected):
     apply_update(path, realized, created, run_id="killed", lock_timeout=5)
     assert path.read_bytes() == versions["new"]
     assert not list(tmp_path.glob(".risk-register.md.*.tmp"))
+    assert not list(tmp_path.glob(".risk-register-backups/.*.tmp"))

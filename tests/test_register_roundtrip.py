@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskanalytics.register import NewRisk, Realization, plan_update
-from riskanalytics.register.parse import parse_register, split_lines
+from riskanalytics.register.parse import cell_spans, parse_register, split_lines
 
 # Cell text: unicode letters, symbols and punctuation, with pipes (escaped when
 # written) and inline code; no line breaks, backslashes or control characters.
@@ -39,6 +39,11 @@ HEADERS = {
     "status": ["Status"],
     "notes": ["Notes", "Contingency"],
 }
+
+
+def _cells(line):
+    content = line.rstrip("\r\n")
+    return [content[a:b] for a, b in cell_spans(content)]
 
 
 def escape(text):
@@ -169,7 +174,14 @@ def test_generated_register_round_trips_and_updates_only_expected_lines(
                     assert new[len(old) :] == eol
                 else:
                     assert i1 <= status_index - 1 < i2
-                    assert "status" in fields and "Realized" in new
+                    assert "status" in fields
+                    # Only the Status cell changed; every other cell as it was.
+                    before, after = _cells(old), _cells(new)
+                    column = fields.index("status")
+                    assert len(before) == len(after)
+                    assert after[column].strip() == "Realized"
+                    assert before[:column] == after[:column]
+                    assert before[column + 1 :] == after[column + 1 :]
     for line in new_lines:
         assert line.endswith(eol)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import shutil
 import socket
@@ -366,6 +367,8 @@ def test_restart_executes_queued_runs_exactly_once(config_path, tmp_path, secret
         first.client.post("/webhooks/alertmanager", content=bodies[1])
         first.client.post("/webhooks/opsgenie", content=bodies[2])
         assert first.client.get("/healthz").json()["queued"] == 3
+        time.sleep(0.3)  # room for a second run to start, if runs overlapped
+        assert len(blocked.started) == 1  # one run at a time
     finally:
         first.stop()  # the first run is still blocked in the runner
     assert blocked.runs == [] and len(_queued(queue_dir)) == 3
@@ -463,3 +466,34 @@ def test_deploy_schedules_agree_on_monday_morning():
     assert "OnCalendar=Mon *-*-* 06:30:00" in timer
     # YAML 1.1 reads the key "on" as True.
     assert workflow[True]["schedule"] == [{"cron": "30 6 * * 1"}]
+
+
+def test_webhook_starts_a_real_run_of_the_sample_project(sample_project, secrets):
+    # The default runner: a full run (notebooks, register, run.json) per request.
+    config_path = sample_project / "config.yaml"
+    server = Server(create_app(config_path))
+    done = sample_project / "reports" / "queue" / "done"
+    try:
+        response = server.client.post(
+            "/webhooks/alertmanager", content=_body("alertmanager_resolved.json")
+        )
+        assert response.status_code == 202
+        deadline = time.monotonic() + 240
+        while not (done.is_dir() and any(done.iterdir())):
+            assert time.monotonic() < deadline, "the queued run did not finish"
+            assert not (sample_project / "reports" / "queue" / "failed").exists()
+            time.sleep(0.2)
+    finally:
+        server.stop()
+
+    [payload] = list(done.iterdir())
+    [run_json] = list((sample_project / "reports").glob("*-resolved/run.json"))
+    summary = json.loads(run_json.read_text(encoding="utf-8"))
+    assert summary["trigger"] == "resolved" and summary["outcome"] == "success"
+    assert summary["inputs"]["extra"] == [
+        str(sample_project / "reports" / "queue" / payload.name)
+    ]
+    assert summary["counts"]["incidents"] >= 1
+    # The alert of the webhook body is one of the run's incidents.
+    reconciliation = (run_json.parent / "reconciliation.csv").read_text()
+    assert "High CPU Temperature" in reconciliation

@@ -239,10 +239,18 @@ def _classify_json(value: Any) -> str | None:
         return "pagerduty"
     if "incident_number" in keys:
         return "pagerduty"
+    if value.get("type") == "incident" and "number" in keys:
+        return "pagerduty"  # a webhook v3 event's data object
     if "action" in keys and "alert" in keys:
         return "opsgenie"
     data = value.get("data")
     sample = data[0] if isinstance(data, list) and data else data
+    if isinstance(value.get("log_entries"), list):
+        return "pagerduty"
+    if isinstance(sample, dict) and (
+        "incident_number" in sample or "seconds_to_resolve" in sample
+    ):
+        return "pagerduty"  # Analytics raw incidents
     if isinstance(sample, dict) and ("tinyId" in sample or "alertId" in sample):
         return "opsgenie"
     if isinstance(value.get("alerts"), list):
@@ -293,6 +301,8 @@ def _classify_text(path: Path, text: str, stripped: str) -> str | None:
         return "postmortem"
     if first_line.startswith("REVISION") and "UPDATED" in first_line:
         return "helm"
+    if first_line.startswith("Rollback was a success! Happy Helming!"):
+        return "helm"  # the output of helm rollback itself
     if _ARGO.search(text):
         return "argo-rollouts"
     if re.match(r"^-\s", stripped) and re.search(r"^\s*revision:\s*\d+", text, re.M):

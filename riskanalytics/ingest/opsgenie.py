@@ -1,10 +1,12 @@
-"""Opsgenie: outgoing webhook bodies (Create, Close, ...) and Alert API objects.
+"""Opsgenie: outgoing webhook bodies (Create, Close, ...), Alert and Incident API
+objects.
 
 One incident per Opsgenie alert, id ``OG-<alertId>``. ``createdAt`` is epoch
 milliseconds and ``updatedAt`` epoch nanoseconds (19 digits) in webhooks; the
 Alert API uses ISO-8601 strings. A Close event's ``updatedAt`` is the
 resolution time; an API alert with ``status: closed`` is resolved at
-``createdAt + report.closeTime`` (milliseconds) or its ``updatedAt``.
+``createdAt + report.closeTime`` (milliseconds) or its ``updatedAt``; an
+Incident API object with ``status: resolved`` at its ``updatedAt``.
 """
 
 from __future__ import annotations
@@ -82,9 +84,12 @@ def _from_alert(alert: Any, action: str | None, ctx: ReadContext) -> dict[str, A
     started = parse_time(alert.get("createdAt"), ctx.tz)
     updated = parse_time(alert.get("updatedAt"), ctx.tz)
     resolved = None
+    status = str(alert.get("status", "")).lower()
     if action is not None and action.lower() == "close":
         resolved = updated
-    elif str(alert.get("status", "")).lower() == "closed":
+    elif status == "resolved":  # an Incident API object
+        resolved = updated
+    elif status == "closed":
         report = alert.get("report") if isinstance(alert.get("report"), dict) else {}
         close_ms = report.get("closeTime")
         if isinstance(close_ms, int | float) and started is not None:

@@ -95,7 +95,7 @@ def read_moj_postmortems(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
         following = _ANY_HEADING.search(text, heading.end())
         body = text[heading.end() : following.start() if following else len(text)]
         try:
-            record = _moj_section(heading.group(2), body, ctx)
+            record = _moj_section(heading.group(2), body, ctx, f"{path}:{line}")
         except (RecordError, ValueError) as exc:
             ctx.skip(path, f"line {line}", str(exc))
             continue
@@ -141,7 +141,9 @@ def _stamp(text: str | None, ctx: ReadContext):
     return parse_time(value, ctx.tz)
 
 
-def _moj_section(heading: str, body: str, ctx: ReadContext) -> dict[str, Any]:
+def _moj_section(
+    heading: str, body: str, ctx: ReadContext, where: str = ""
+) -> dict[str, Any]:
     date = _STAMP.search(heading)
     if not date:
         raise RecordError(f"expected 'Incident on YYYY-MM-DD', found {heading!r}")
@@ -150,6 +152,15 @@ def _moj_section(heading: str, body: str, ctx: ReadContext) -> dict[str, Any]:
     fields, events = _moj_fields(body)
 
     times = {name: _stamp(value, ctx) for name, value in events.items()}
+    for name, value in events.items():
+        if times[name] is None and re.search(r"\d{4}", value or ""):
+            log.warning(
+                "%s: %s: %r is no YYYY-MM-DD date (a typo in the year?); that "
+                "time is not used",
+                where,
+                name,
+                value.strip(),
+            )
     starts = [times[n] for n in _START_EVENTS if times.get(n) is not None]
     started = min(starts) if starts else times.get("incident declared")
     if started is None:

@@ -141,6 +141,10 @@ def _rollback_entry(entry: Any, ctx: ReadContext) -> dict[str, Any]:
 # --- Helm ---------------------------------------------------------------------
 
 
+#: What ``helm rollback`` prints when it is done, and nothing else.
+_HELM_ROLLBACK_DONE = re.compile(r"^Rollback was a success! Happy Helming!\s*$")
+
+
 def read_helm_history(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     """Read ``helm history`` output (table, JSON or YAML); rollbacks become incidents.
 
@@ -151,6 +155,14 @@ def read_helm_history(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     """
     text = read_text(path)
     stripped = text.lstrip()
+    if _HELM_ROLLBACK_DONE.match(stripped):
+        log.warning(
+            "%s: 'helm rollback' output names no release, revision or time; no "
+            "incident read. Save 'helm history RELEASE -o json' after a rollback "
+            "instead",
+            path,
+        )
+        return []
     if stripped.startswith("REVISION"):
         rows = _helm_table(text)
     else:

@@ -11,6 +11,7 @@ one row and leave every other byte alone.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import time
@@ -557,8 +558,9 @@ def _missing_id_error(path: Path, table: Table) -> RegisterFormatError:
         f"{path}:{table.header_line + 1}: the risk table has no ID column "
         f"(expected a header such as ID, Risk ID, Ref or #; found: {headers}). "
         "Add a first column 'ID' and give each risk a stable id such as R-001, "
-        "R-002 ...; ids are never invented, because reviews and history refer "
-        "to them."
+        "R-002 ..., or let 'riskanalytics register add-ids "
+        f"{path}' do it (--dry-run shows the change first); ids are never "
+        "invented during a run, because reviews and history refer to them."
     )
 
 
@@ -617,6 +619,7 @@ def parse_register(path: Path, text: str, scales: dict | None = None) -> Registe
         raise RegisterFormatError(
             f"{path}:1: no risk table found: expected a Markdown pipe table or an "
             "HTML <table> with ID and Risk/Description columns; found none"
+            + _json_hint(body)
         )
 
     warnings: list[str] = []
@@ -639,6 +642,23 @@ def parse_register(path: Path, text: str, scales: dict | None = None) -> Registe
         history_table=history_table,
         history_heading_line=history_heading[0] if history_heading else None,
     )
+
+
+def _json_hint(body: str) -> str:
+    """Why a JSON file is no register, for the error message."""
+    if not body.lstrip().startswith(("{", "[")):
+        return ""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return ""
+    if isinstance(value, dict) and "plan-of-action-and-milestones" in value:
+        return (
+            ". This is an OSCAL plan of action and milestones (JSON); its risks "
+            "can be written into a Markdown table with ID, Risk, Likelihood, "
+            "Impact, Owner, Mitigation and Status columns"
+        )
+    return ". This file is JSON, not a Markdown register"
 
 
 def _check_rows(path: Path, table: Table) -> None:

@@ -153,15 +153,21 @@ def apply_update(
     return update
 
 
-def _remove_stale_temps(path: Path) -> None:
-    # Holding the lock, any temporary file of ours is left by a writer that died.
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+def _remove_stale_temps(path: Path, backup_dir: Path | None = None) -> None:
+    # Holding the lock, any temporary file of ours is left by a writer that died:
+    # beside the register, or a half-written backup in the backup folder.
+    backups = Path(backup_dir) if backup_dir else path.parent / BACKUP_DIR_NAME
+    stale_files = [
+        *path.parent.glob(f".{path.name}.*.tmp"),
+        *backups.glob(f".{path.stem}.*{path.suffix}.*.tmp"),
+    ]
+    for stale in stale_files:
         log.warning("removing %s, left by an update that was interrupted", stale)
         stale.unlink(missing_ok=True)
 
 
 def _apply_locked(path, realizations, new_risks, *, run_id, backup_dir):
-    _remove_stale_temps(path)
+    _remove_stale_temps(path, backup_dir)
     for attempt in range(1, _ATTEMPTS + 1):
         register = read_register(path)
         update = plan_update(register, realizations, new_risks, run_id=run_id)
