@@ -145,10 +145,10 @@ def update_table(update) -> pd.DataFrame:
     """Realized and created risks of the update, one row each."""
     rows = [
         {
-            "event": "realized",
+            "event": r.event,
             "risk_id": r.risk_id,
             "incident_id": r.incident_id,
-            "match_score": round(r.match_score, 1),
+            "match_score": None if r.match_score is None else round(r.match_score, 1),
             "mitigations": r.mitigation_verdict,
         }
         for r in update.realized
