@@ -500,7 +500,7 @@ def require_incident(
 
 def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
     """Read every input once so that bad input stops the run before any write."""
-    from riskanalytics.decisions import load_decisions
+    from riskanalytics.decisions import check_risk_ids, load_decisions
     from riskanalytics.register import read_register
 
     for key in ("reports_dir", "reviews_dir"):
@@ -510,7 +510,11 @@ def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
                 config.config_path, [(key, f"{folder} exists and is not a folder")]
             )
     register = read_register(config.risk_register_path)
-    load_decisions(config.decisions_path)
+    check_risk_ids(
+        load_decisions(config.decisions_path),
+        set(register.risks["risk_id"].astype(str)),
+        config.risk_register_path,
+    )
     if config.reviews_dir.is_dir():
         from riskanalytics.checklist import read_review
 

@@ -434,6 +434,19 @@ def test_bad_decisions_file_stops_a_full_run_before_any_notebook(project, no_not
     assert snapshot(project) == before
 
 
+def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
+    project, no_notebooks
+):
+    shutil.copy(
+        FIXTURES / "decisions_unknown_risk.yaml",
+        project / "learning" / "match-decisions.yaml",
+    )
+    before = snapshot(project)
+    result = invoke(project, "run", "--no-notify")
+    assert_refused(result, "match-decisions.yaml", "entry 1", "R-999")
+    assert snapshot(project) == before
+
+
 def test_review_with_impossible_deadline_stops_a_full_run_before_any_notebook(
     project, no_notebooks
 ):
