@@ -625,6 +625,19 @@ def test_csv_row_with_fewer_cells_than_the_header_is_skipped(caplog):
         read_incidents([path], strict=True)
 
 
+def test_json_lines_file_with_its_last_line_cut_skips_that_line(caplog):
+    path = BAD_INPUT / "incidents_pagerduty_last_line_cut.jsonl"
+    assert detect_format(path) == "pagerduty"
+    with caplog.at_level(logging.WARNING):
+        result = read_incidents([path])
+    assert list(result.incidents["incident_id"]) == ["PD-1482"]
+    assert [(s.file, s.record) for s in result.skipped] == [(str(path), "line 2")]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("last_line_cut.jsonl: record line 2" in m for m in messages)
+    with pytest.raises(InputFormatError, match="last_line_cut.jsonl: record line 2"):
+        read_incidents([path], strict=True)
+
+
 def test_generic_jsonl_reports(tmp_path):
     path = tmp_path / "reports.jsonl"
     rows = [

@@ -154,13 +154,17 @@ def iter_json_lines(path: Path, ctx: ReadContext) -> Iterator[tuple[int, Any]]:
 
 
 def is_json_lines(text: str) -> bool:
-    """True when the text holds more than one JSON value, one per line."""
+    """True when the text holds more than one JSON value, one per line.
+
+    The first line decides: when it is a whole JSON value and more lines
+    follow, the text cannot be one JSON document, so it is read line by line
+    and a broken later line (a cut last record) is one bad record.
+    """
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) < 2:
         return False
     try:
         json.loads(lines[0])
-        json.loads(lines[1])
     except (json.JSONDecodeError, RecursionError):
         return False
     return True
