@@ -128,6 +128,15 @@ def test_config_that_is_not_yaml_names_the_line(project):
     dry_run_refused(project, "config.yaml", "line 3", "not valid YAML")
 
 
+def test_config_key_set_twice_names_both_lines(project):
+    shutil.copy(FIXTURES / "config_key_set_twice.yaml", project / "config.yaml")
+    dry_run_refused(
+        project,
+        "config.yaml",
+        "review_deadline_days: set twice, on line 21 and line 60",
+    )
+
+
 def test_config_that_is_a_list_is_refused(project):
     shutil.copy(FIXTURES / "config_top_level_list.yaml", project / "config.yaml")
     dry_run_refused(project, "config.yaml", "expected a mapping")
