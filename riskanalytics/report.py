@@ -46,7 +46,15 @@ def _present(table: pd.DataFrame, empty: str = "None."):
             shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M")
     shown = shown.astype(object).where(shown.notna(), "")
     shown.columns = [str(c).replace("_", " ") for c in shown.columns]
-    return shown.style.hide(axis="index")
+    # incident text comes from outside (webhooks, reports): shown, never run
+    return shown.style.hide(axis="index").format(_cell, escape="html")
+
+
+def _cell(value: object) -> object:
+    """A float with at most two decimals and no trailing zeros; else as is."""
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return value
 
 
 def _pct(value: float) -> str:
@@ -94,15 +102,22 @@ def needs_review_table(recon: pd.DataFrame) -> pd.DataFrame:
     return _present(table[columns], "No incident waits for an analyst.")
 
 
+def _item(value: object) -> str:
+    """One evidence list item; a scored risk reads as in candidates, ``R-007:61.2``."""
+    if isinstance(value, dict):
+        if {"risk_id", "score"} <= value.keys() and isinstance(value["score"], float):
+            return f"{value['risk_id']}:{value['score']:.1f}"
+        return json.dumps(value)
+    return str(value)
+
+
 def _flatten(evidence: object) -> dict:
     if not isinstance(evidence, dict):
         return {}
     flat = {}
     for key, value in evidence.items():
         if isinstance(value, list | tuple):
-            flat[key] = ", ".join(
-                json.dumps(v) if isinstance(v, dict) else str(v) for v in value[:10]
-            )
+            flat[key] = ", ".join(_item(v) for v in value[:10])
         elif isinstance(value, dict):
             flat[key] = ", ".join(
                 f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
@@ -218,8 +233,8 @@ def metrics_headline(metrics) -> str:
         f"- **{_pct(h['predicted_share'])}** of decided incidents were predicted by "
         f"the register ({h['predicted']} of {h['predicted'] + h['unpredicted']}; "
         f"{h['needs_review']} await review).",
-        f"- **{h['risks_realized']}** of {h['risks_in_register']} predicted risks "
-        f"were realized.",
+        f"- **{h['risks_realized']}** of the {h['risks_in_register']} risks in the "
+        f"register were realized.",
         f"- Mitigations worked in **{_pct(h['mitigation_success_rate'])}** of the "
         f"realized risks with a verdict ({h['mitigations_worked']} worked, "
         f"{h['mitigations_failed']} failed, {h['mitigations_unknown']} unknown).",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from riskanalytics import report
 from riskanalytics.register.update import Realization, RegisterUpdate
 
@@ -39,3 +41,38 @@ def test_update_table_shows_a_reviewed_entry_without_a_match_score():
     table = report.update_table(_update(reviewed, matched)).data
     assert list(table["event"]) == ["reviewed", "realized", "created"]
     assert list(table["match score"])[:2] == ["", 76.3]
+
+
+def test_tables_show_short_numbers_and_escape_incident_text():
+    table = pd.DataFrame(
+        {
+            "title": ["<img src=x onerror=alert(1)> disk full"],
+            "match_score": [74.1],
+            "p_year": [0.65],
+            "rating": [100.0],
+        }
+    )
+    html = report._present(table).to_html()
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt; disk full" in html
+    assert ">74.1<" in html and ">0.65<" in html and ">100<" in html
+    assert "74.100000" not in html
+
+
+def test_evidence_runner_ups_read_like_candidates():
+    recon = pd.DataFrame(
+        [
+            {
+                "incident_id": "MAN-1",
+                "decision": "matched",
+                "evidence": {
+                    "runner_ups": [
+                        {"risk_id": "R-022", "score": 63.0},
+                        {"risk_id": "R-001", "score": 52.95},
+                    ]
+                },
+            }
+        ]
+    )
+    table = report.evidence_table(recon).data
+    assert table.loc[0, "runner ups"] == "R-022:63.0, R-001:53.0"
