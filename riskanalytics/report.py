@@ -204,7 +204,7 @@ def review_texts(written: pd.DataFrame, *, limit: int = 20) -> list[str]:
     for path in paths:
         text = Path(path).read_text(encoding="utf-8")
         body = text.split("\n---\n", 1)[-1]  # the front matter is for machines
-        texts.append(body)
+        texts.append(body.replace("<", "&lt;"))  # incident text is shown, not run
     return texts
 
 

@@ -76,3 +76,17 @@ def test_evidence_runner_ups_read_like_candidates():
     )
     table = report.evidence_table(recon).data
     assert table.loc[0, "runner ups"] == "R-022:63.0, R-001:53.0"
+
+
+def test_review_texts_show_markup_from_incidents_as_text(tmp_path):
+    path = tmp_path / "review-MAN-1.md"
+    path.write_text(
+        "---\nincident_id: MAN-1\n---\n# Post-incident review: disk full\n\n"
+        "**Root cause.** The <script>alert(1)</script> job filled the disk\n",
+        encoding="utf-8",
+    )
+    written = pd.DataFrame([{"review_path": str(path), "written": True}])
+    (text,) = report.review_texts(written)
+    assert "<script>" not in text
+    assert "&lt;script>alert(1)&lt;/script> job" in text
+    assert "incident_id" not in text
