@@ -470,6 +470,20 @@ def test_review_with_impossible_deadline_stops_a_full_run_before_any_notebook(
     assert snapshot(project) == before
 
 
+def test_review_new_risk_that_is_not_text_stops_a_full_run_before_any_notebook(
+    project, no_notebooks
+):
+    reviews = project / "learning" / "reviews"
+    reviews.mkdir()
+    shutil.copy(
+        FIXTURES / "review_new_risk_with_colon.md", reviews / "review-MAN-2026-014.md"
+    )
+    before = snapshot(project)
+    result = invoke(project, "run", "--no-notify")
+    assert_refused(result, "review-MAN-2026-014.md", "new_risks item 1", "quotes")
+    assert snapshot(project) == before
+
+
 def test_review_status_skips_a_review_with_an_impossible_deadline(tmp_path, caplog):
     shutil.copy(
         FIXTURES / "review_impossible_deadline.md", tmp_path / "review-OLD-1.md"
