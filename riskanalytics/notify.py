@@ -220,8 +220,10 @@ def _reconciliation_fact(row: pd.Series) -> Fact | None:
 
     if outcome == "realized":
         verdict = _text(row.get("mitigation_verdict")) or "unknown"
+        # a near miss is recorded against the risk but the risk did not happen
+        what = "Near miss of risk" if _flag(row.get("near_miss")) else "Realized risk"
         lines = [
-            f"Realized risk {risk_id}{_rating(row)}: {description}",
+            f"{what} {risk_id}{_rating(row)}: {description}",
             _incident_line(row),
             f"Mitigation verdict: {verdict}"
             + (f"; match score {score} of 100" if score else ""),
