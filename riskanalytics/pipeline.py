@@ -498,8 +498,14 @@ def require_incident(
         )
 
 
-def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
-    """Read every input once so that bad input stops the run before any write."""
+def _preflight(
+    config: Config, inputs: Sequence[str | Path], *, notify: bool = False
+) -> dict:
+    """Read every input once so that bad input stops the run before any write.
+
+    With ``notify`` (a run that will send), notification URLs naming unset
+    environment variables are a configuration error too.
+    """
     from riskanalytics.decisions import check_risk_ids, load_decisions
     from riskanalytics.register import read_register
 
@@ -509,6 +515,12 @@ def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
             raise ConfigError(
                 config.config_path, [(key, f"{folder} exists and is not a folder")]
             )
+    if notify and config.notifications.enabled:
+        from riskanalytics.notify import unset_variables
+
+        problems = unset_variables(config)
+        if problems:
+            raise ConfigError(config.config_path, problems)
     register = read_register(config.risk_register_path)
     check_risk_ids(
         load_decisions(config.decisions_path),
@@ -576,7 +588,7 @@ def run(
     config = _config(config)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    inputs_summary = _preflight(config, inputs)
+    inputs_summary = _preflight(config, inputs, notify=notify and not dry_run)
     run_id = run_id or new_run_id(trigger, started)
     run_dir = config.reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -137,6 +137,26 @@ def test_config_key_set_twice_names_both_lines(project):
     )
 
 
+def test_notification_url_naming_an_unset_variable_stops_a_run_before_any_notebook(
+    project, no_notebooks, monkeypatch
+):
+    monkeypatch.delenv("RA_UNSET_SMTP_PASSWORD", raising=False)
+    edit_config(
+        project,
+        notifications__enabled=True,
+        notifications__default=[
+            "mailtos://riskbot:${RA_UNSET_SMTP_PASSWORD}@mail.example.com"
+            "?to=sre@example.com"
+        ],
+    )
+    before = snapshot(project)
+    result = invoke(project, "run")
+    assert_refused(
+        result, "config.yaml", "notifications.default.0", "RA_UNSET_SMTP_PASSWORD"
+    )
+    assert snapshot(project) == before
+
+
 def test_config_that_is_a_list_is_refused(project):
     shutil.copy(FIXTURES / "config_top_level_list.yaml", project / "config.yaml")
     dry_run_refused(project, "config.yaml", "expected a mapping")
