@@ -456,6 +456,16 @@ def _jsonable(value):
     return value
 
 
+def _title(book, notebook: Path) -> str:
+    """The report's title: the notebook's first Markdown heading."""
+    for cell in book.cells:
+        if cell.get("cell_type") == "markdown":
+            for line in cell.get("source", "").splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return notebook.stem
+
+
 def _render_html(notebook: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
@@ -472,7 +482,9 @@ def _render_html(notebook: Path) -> Path:
             ]
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True)
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(book)
+    body, _ = exporter.from_notebook_node(
+        book, resources={"metadata": {"name": _title(book, notebook)}}
+    )
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html

@@ -190,3 +190,17 @@ def test_near_miss_is_recorded_without_marking_the_risk_realized(sample_project)
     assert event["event"] == "near-miss"
     status = register.risks.set_index("risk_id").loc[event["risk_id"], "status"]
     assert status == "Open"
+
+
+def test_html_report_is_titled_by_its_first_heading(tmp_path):
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    book.cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("Intro.\n\n# How well the register predicts"),
+    ]
+    path = tmp_path / "04_accuracy_metrics.ipynb"
+    nbformat.write(book, path)
+    html = pipeline._render_html(path).read_text(encoding="utf-8")
+    assert "<title>How well the register predicts</title>" in html
