@@ -815,6 +815,14 @@ def test_parse_time_not_ended_and_garbage():
 
 
 @pytest.mark.parametrize(
+    "value", ["2026-03-03T10:00:00+25:00", "2026-03-03T10:00:00-24:30", "2026-02-30"]
+)
+def test_parse_time_refuses_impossible_iso_times(value):
+    with pytest.raises(ValueError, match="expected a date and time"):
+        parse_time(value)
+
+
+@pytest.mark.parametrize(
     ("text", "minutes"),
     [
         ("2d 1h 29m", 2 * 1440 + 89),

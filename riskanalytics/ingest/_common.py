@@ -285,8 +285,10 @@ def parse_time(value: Any, tz: ZoneInfo | str = "UTC") -> pd.Timestamp | None:
         text = f"{year}-{int(month):02d}-{int(day):02d}{rest}"
     try:
         stamp = pd.Timestamp(text) if _ISO.match(text) else None
-    except ValueError:
-        stamp = None
+    except ValueError as exc:
+        # ISO-shaped but impossible (an offset of 24 h or more, day 30 of
+        # February): dateutil would read some of them as something else
+        raise ValueError(f"expected a date and time, found {value!r}") from exc
     if stamp is None:
         try:
             stamp = pd.Timestamp(dateparser.parse(text))
