@@ -431,6 +431,15 @@ def test_csv_with_unclosed_quote_is_refused(project):
     assert_refused(result, "incidents_csv_broken_quote.csv", "line")
 
 
+def test_near_miss_report_with_broken_front_matter_names_the_line(project):
+    shutil.copy(FIXTURES / "report_front_matter_not_yaml.md", project / "nm.md")
+    dry_run_refused(
+        project,
+        "nm.md: line 6: front matter is not valid YAML",
+        args=("--trigger", "near-miss", "--report", "nm.md"),
+    )
+
+
 def test_minimal_manual_report_previews(project):
     shutil.copy(
         FIXTURES / "incidents_csv_only_id_and_title.csv",

@@ -183,6 +183,8 @@ def detect_format(path: Path) -> str:
             )
         return name
     name = _classify_text(path, text, stripped)
+    if name is None and stripped.startswith("---"):
+        _front_matter_error(path, text)
     if name is None:
         raise InputFormatError(
             f"{path}: unknown incident format (first line "
@@ -272,6 +274,19 @@ def _classify_json(value: Any) -> str | None:
 def _generic(value: dict) -> bool:
     keys = {str(k).strip().lower() for k in value}
     return bool(keys & {"incident_id", "id"}) and bool(keys & {"title", "root_cause"})
+
+
+def _front_matter_error(path: Path, text: str) -> None:
+    """Raise InputFormatError when the front matter is there but not YAML."""
+    try:
+        frontmatter.loads(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""  # counts the first ---
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputFormatError(
+            f"{path}:{where} front matter is not valid YAML ({problem})"
+        ) from None
 
 
 def _classify_text(path: Path, text: str, stripped: str) -> str | None:
