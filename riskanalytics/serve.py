@@ -248,6 +248,8 @@ def create_app(
                 payload = json.loads(body)
             except (UnicodeDecodeError, ValueError) as exc:
                 raise _Refused(400, f"body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise _Refused(400, "body is JSON nested too deeply") from None
             if not isinstance(payload, dict):
                 raise _Refused(400, "body is JSON but not an object")
         except _Refused as refused:
