@@ -147,7 +147,9 @@ def run(
     counts = summary["counts"]
     click.echo(
         f"run {summary['run_id']}: {counts['incidents']} incidents, "
-        f"{counts['realized']} realized, {counts['new_risks']} new, "
+        f"{counts['realized']} realized, "
+        + (f"{counts['near_misses']} near miss(es), " if counts["near_misses"] else "")
+        + f"{counts['new_risks']} new, "
         f"{counts['needs_review']} to review; reviews overdue: "
         f"{counts['reviews_overdue']}; report: "
         f"{config.reports_dir / summary['run_id']}"

@@ -658,9 +658,7 @@ def run(
         summary["counts"] = {
             "incidents": len(recon),
             "skipped_records": len(result.skipped),
-            "realized": int((recon["outcome"] == "realized").sum()),
-            "new_risks": int((recon["outcome"] == "new_risk").sum()),
-            "needs_review": int((recon["outcome"] == "needs_review").sum()),
+            **_outcome_counts(recon),
             "history_entries_added": len(update.realized) + len(update.created),
             "risks_created": len(update.created),
             "reviews_written": int(reviews["written"]["written"].sum()),
@@ -689,6 +687,18 @@ def run(
         )
     log.info("Run %s finished in %.1f s", run_id, summary["seconds"])
     return summary
+
+
+def _outcome_counts(recon: pd.DataFrame) -> dict[str, int]:
+    """Incidents by outcome; a near miss matched to a risk is not a realization."""
+    near = recon["near_miss"].eq(True) if "near_miss" in recon else False
+    matched = recon["outcome"] == "realized"
+    return {
+        "realized": int((matched & ~near).sum()),
+        "near_misses": int((matched & near).sum()),
+        "new_risks": int((recon["outcome"] == "new_risk").sum()),
+        "needs_review": int((recon["outcome"] == "needs_review").sum()),
+    }
 
 
 def _unassigned(recon: pd.DataFrame, config: Config) -> int:
@@ -752,9 +762,7 @@ def preview(
     summary = {
         "trigger": trigger,
         "incidents": len(recon),
-        "realized": int((recon["outcome"] == "realized").sum()),
-        "new_risks": int((recon["outcome"] == "new_risk").sum()),
-        "needs_review": int((recon["outcome"] == "needs_review").sum()),
+        **_outcome_counts(recon),
         "history_entries_to_add": len(update.realized) + len(update.created),
         "reviews_to_write": len(reviews),
     }

@@ -103,6 +103,13 @@ def test_preview_shows_the_diff_and_writes_nothing(sample_project):
     assert not config.reports_dir.exists()
 
 
+def test_preview_counts_a_near_miss_apart_from_realizations(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    summary = pipeline.preview(config, trigger="manual")["summary"]
+    assert (summary["realized"], summary["near_misses"]) == (7, 1)  # MAN-2026-023
+    assert summary["new_risks"] == 2
+
+
 def test_unreadable_register_stops_before_anything_is_written(sample_project):
     config = load_config(sample_project / "config.yaml")
     config.risk_register_path.write_text("# Risks\n\nNo table here.\n")
