@@ -667,7 +667,9 @@ def run(
             else 0,
             "reviews_overdue": len(overdue),
             "escalations": int(recon["escalate"].sum()),
-            "new_risks_unassigned": _unassigned(recon, config),
+            "new_risks_unassigned": _unassigned(
+                recon, config, set(update.created.values())
+            ),
         }
         summary["register_changed"] = bool(update.changed)
         summary["metrics"] = metrics.headline
@@ -701,12 +703,16 @@ def _outcome_counts(recon: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def _unassigned(recon: pd.DataFrame, config: Config) -> int:
-    """Count, and report, new risks that no service-to-owner entry assigned."""
+def _unassigned(recon: pd.DataFrame, config: Config, created: set[str]) -> int:
+    """Count new risks that no service-to-owner entry assigned.
+
+    A warning names those ``created`` in this run; the others were named by the
+    run that created them.
+    """
     new = recon[
         (recon["outcome"] == "new_risk") & (recon["owner"] == config.default_owner)
     ]
-    for _, row in new.iterrows():
+    for _, row in new[new["risk_id"].isin(created)].iterrows():
         log.warning(
             "New risk %s (incident %s, service %s) has no owner: add the service "
             "to 'owners' in %s",

@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from riskanalytics import pipeline
@@ -211,3 +212,22 @@ def test_html_report_is_titled_by_its_first_heading(tmp_path):
     nbformat.write(book, path)
     html = pipeline._render_html(path).read_text(encoding="utf-8")
     assert "<title>How well the register predicts</title>" in html
+
+
+def test_unowned_new_risk_is_named_only_by_the_run_that_created_it(
+    sample_project, caplog
+):
+    config = load_config(sample_project / "config.yaml")
+    recon = pd.DataFrame(
+        {
+            "incident_id": ["PD-1482", "MAN-2026-019"],
+            "outcome": ["new_risk", "new_risk"],
+            "risk_id": ["R-031", "R-032"],
+            "owner": [config.default_owner] * 2,
+            "service": ["notifications", None],
+        }
+    )
+    with caplog.at_level("WARNING"):
+        assert pipeline._unassigned(recon, config, {"R-032"}) == 2
+    assert "R-032" in caplog.text and "service not recorded" in caplog.text
+    assert "R-031" not in caplog.text
