@@ -511,12 +511,17 @@ def require_incident(
 
 
 def _preflight(
-    config: Config, inputs: Sequence[str | Path], *, notify: bool = False
+    config: Config,
+    inputs: Sequence[str | Path],
+    *,
+    notify: bool = False,
+    sources: bool = True,
 ) -> dict:
     """Read every input once so that bad input stops the run before any write.
 
     With ``notify`` (a run that will send), notification URLs naming unset
-    environment variables are a configuration error too.
+    environment variables are a configuration error too. Without ``sources``
+    the incident files are left to the caller, which reads them next.
     """
     from riskanalytics.decisions import check_risk_ids, load_decisions
     from riskanalytics.register import read_register
@@ -544,6 +549,8 @@ def _preflight(
 
         for review in sorted(config.reviews_dir.glob("review-*.md")):
             read_review(review)
+    if not sources:
+        return {"register": str(config.risk_register_path)}
     ingested = _ingest(config, inputs)
     return {
         "register": str(config.risk_register_path),
@@ -754,7 +761,7 @@ def preview(
     import tempfile
 
     config = _config(config)
-    _preflight(config, inputs)
+    _preflight(config, inputs, sources=False)  # stage_reconcile reads the sources
     with tempfile.TemporaryDirectory(prefix="riskanalytics-") as scratch:
         scratch = Path(scratch) / "dry-run"
         result = stage_reconcile(config, scratch, inputs=inputs, trigger=trigger)

@@ -231,3 +231,13 @@ def test_unowned_new_risk_is_named_only_by_the_run_that_created_it(
         assert pipeline._unassigned(recon, config, {"R-032"}) == 2
     assert "R-032" in caplog.text and "service not recorded" in caplog.text
     assert "R-031" not in caplog.text
+
+
+def test_preview_warns_about_a_bad_record_once(sample_project, caplog):
+    reports = sample_project / "learning" / "incidents" / "manual-reports.csv"
+    with reports.open("a", encoding="utf-8") as handle:
+        handle.write("MAN-2026-099,Odd date,x,y,2026-13-45,,P2,cafe,none,resolved,\n")
+    config = load_config(sample_project / "config.yaml")
+    with caplog.at_level("WARNING"):
+        pipeline.preview(config, trigger="manual")
+    assert caplog.text.count("manual-reports.csv: record line 7") == 1
