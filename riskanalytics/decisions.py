@@ -40,6 +40,7 @@ __all__ = [
     "Decisions",
     "apply_decisions",
     "check_risk_ids",
+    "warn_unknown_incidents",
     "load_decisions",
     "record_decision",
 ]
@@ -232,6 +233,28 @@ def check_risk_ids(decisions: Decisions, risk_ids: set[str], register: Path) -> 
                 f"{decisions.path}: entry {index}: risk_id {decision.risk_id!r} "
                 f"is not a risk of {register}"
             )
+
+
+def warn_unknown_incidents(decisions: Decisions, incident_ids: set[str]) -> int:
+    """Warn about each entry whose incident no source holds; return their count.
+
+    Such an entry changes nothing (yet): its incident id may be mistyped, or
+    its incident may come from a source this configuration does not read.
+    """
+    unknown = [
+        (index, d)
+        for index, d in enumerate(decisions)
+        if d.incident_id not in incident_ids
+    ]
+    for index, decision in unknown:
+        log.warning(
+            "%s: entry %d: incident %r is in none of the sources; the decision "
+            "applies to nothing",
+            decisions.path,
+            index,
+            decision.incident_id,
+        )
+    return len(unknown)
 
 
 def record_decision(

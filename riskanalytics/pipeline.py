@@ -523,7 +523,11 @@ def _preflight(
     environment variables are a configuration error too. Without ``sources``
     the incident files are left to the caller, which reads them next.
     """
-    from riskanalytics.decisions import check_risk_ids, load_decisions
+    from riskanalytics.decisions import (
+        check_risk_ids,
+        load_decisions,
+        warn_unknown_incidents,
+    )
     from riskanalytics.register import read_register
 
     for key in ("reports_dir", "reviews_dir"):
@@ -539,8 +543,9 @@ def _preflight(
         if problems:
             raise ConfigError(config.config_path, problems)
     register = read_register(config.risk_register_path)
+    decisions = load_decisions(config.decisions_path)
     check_risk_ids(
-        load_decisions(config.decisions_path),
+        decisions,
         set(register.risks["risk_id"].astype(str)),
         config.risk_register_path,
     )
@@ -552,6 +557,9 @@ def _preflight(
     if not sources:
         return {"register": str(config.risk_register_path)}
     ingested = _ingest(config, inputs)
+    warn_unknown_incidents(
+        decisions, set(ingested.incidents["incident_id"].astype(str))
+    )
     return {
         "register": str(config.risk_register_path),
         "risks": len(register.risks),

@@ -241,3 +241,18 @@ def test_preview_warns_about_a_bad_record_once(sample_project, caplog):
     with caplog.at_level("WARNING"):
         pipeline.preview(config, trigger="manual")
     assert caplog.text.count("manual-reports.csv: record line 7") == 1
+
+
+def test_decision_about_an_incident_no_source_holds_is_warned_about(
+    sample_project, caplog
+):
+    (sample_project / "learning" / "match-decisions.yaml").write_text(
+        "- incident_id: MAN-2026-014\n  action: confirm\n"
+        "- incident_id: MAN-2026-41\n  action: confirm\n  risk_id: R-004\n",
+        encoding="utf-8",
+    )
+    config = load_config(sample_project / "config.yaml")
+    with caplog.at_level("WARNING"):
+        pipeline._preflight(config, [])
+    assert "match-decisions.yaml: entry 1: incident 'MAN-2026-41'" in caplog.text
+    assert "entry 0" not in caplog.text
