@@ -284,6 +284,7 @@ def test_config_reviews_dir_that_is_a_file_is_refused_before_notebooks(
         ("register_ragged_row.md", ":10: expected 8 cells"),
         ("register_latin1_bytes.md", ":9: expected UTF-8"),
         ("register_nul_bytes.md", ":11: expected Markdown text, found a NUL byte"),
+        ("register_history_ragged_row.md", ":47: expected 9 cells as in the history"),
     ],
 )
 def test_broken_register_is_refused_by_run_and_check(project, fixture, place):

@@ -745,7 +745,13 @@ def _history_frame(path: Path, table: Table | None, warnings: list[str]):
             if _normalize_header(h) in _HISTORY_FIELDS
         }
         table.fields = fields
+        width = len(table.header)
         for line, values in zip(table.rows, table.values, strict=True):
+            if len(values) != width:  # misread, its incident would be recorded twice
+                raise RegisterFormatError(
+                    f"{path}:{line + 1}: expected {width} cells as in the history "
+                    f"header on line {table.header_line + 1}, found {len(values)}"
+                )
             record = {"line": line + 1}
             for name, col in fields.items():
                 record[name] = values[col] if col < len(values) else ""
