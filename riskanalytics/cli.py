@@ -190,6 +190,10 @@ def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
     """
     from riskanalytics.ingest import read_incidents, write_incidents_csv
 
+    if output is not None and not output.absolute().parent.is_dir():
+        raise click.BadParameter(
+            f"folder {str(output.parent)!r} does not exist", param_hint="'--output'"
+        )
     if pull_source:
         from datetime import UTC, datetime, timedelta
 

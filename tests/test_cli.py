@@ -27,6 +27,16 @@ def test_ingest_writes_the_incident_columns_for_the_samples():
     assert len({row["incident_id"] for row in rows}) == len(rows)
 
 
+def test_ingest_into_a_missing_folder_exits_2_before_reading(tmp_path):
+    target = tmp_path / "nowhere" / "incidents.csv"
+    result = invoke(
+        "ingest", str(ROOT / "learning" / "incidents"), "--output", str(target)
+    )
+    assert result.exit_code == 2
+    assert "'--output'" in result.stderr and "does not exist" in result.stderr
+    assert not target.parent.exists()
+
+
 def test_match_prints_the_contract_columns_for_every_incident():
     result = invoke(
         "match",
