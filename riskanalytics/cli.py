@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -127,6 +128,17 @@ def run(
             "--trigger rollback without --rollback-log: configured sources only"
         )
 
+    if run_id is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
+            raise click.BadParameter(
+                f"{run_id!r} is not a folder name (letters, digits, '.', '_', '-')",
+                param_hint="'--run-id'",
+            )
+        if (config.reports_dir / run_id).exists():
+            raise click.BadParameter(
+                f"{config.reports_dir / run_id} exists; runs are never overwritten",
+                param_hint="'--run-id'",
+            )
     if incident_id is not None:
         pipeline.require_incident(config, incident_id, inputs)
 

@@ -157,6 +157,23 @@ def test_notification_url_naming_an_unset_variable_stops_a_run_before_any_notebo
     assert snapshot(project) == before
 
 
+@pytest.mark.parametrize(
+    ("run_id", "message"),
+    [("../../escaped", "is not a folder name"), ("same", "runs are never overwritten")],
+)
+def test_run_id_outside_reports_or_taken_is_refused(
+    project, no_notebooks, run_id, message
+):
+    (project / "reports" / "same").mkdir(parents=True)
+    (project / "reports" / "same" / "run.json").write_text("{}\n", encoding="utf-8")
+    before = snapshot(project)
+    result = invoke(project, "run", "--no-notify", "--run-id", run_id)
+    assert result.exit_code == 2, result.output
+    assert "'--run-id'" in result.stderr and message in result.stderr
+    assert snapshot(project) == before
+    assert not (project.parent / "escaped").exists()
+
+
 def test_config_that_is_a_list_is_refused(project):
     shutil.copy(FIXTURES / "config_top_level_list.yaml", project / "config.yaml")
     dry_run_refused(project, "config.yaml", "expected a mapping")
