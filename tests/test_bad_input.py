@@ -443,6 +443,12 @@ def test_folder_without_incidents_gives_an_empty_table(project):
     assert result.stdout.count("\n") == 1
 
 
+def test_utf16_csv_is_refused_with_a_hint(project):
+    bad = FIXTURES / "incidents_csv_utf16.csv"
+    result = invoke(project, "ingest", str(bad))
+    assert_refused(result, "incidents_csv_utf16.csv", "offset 0", "UTF-16")
+
+
 def test_csv_with_unclosed_quote_is_refused(project):
     bad = FIXTURES / "incidents_csv_broken_quote.csv"
     result = invoke(project, "ingest", str(bad))

@@ -31,6 +31,7 @@ __all__ = [
     "ReadContext",
     "RecordError",
     "SkippedRecord",
+    "encoding_hint",
     "first",
     "incident_frame",
     "load_json",
@@ -114,8 +115,15 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         raise InputFormatError(
             f"{path}: expected UTF-8 text, found byte 0x{data[exc.start]:02x} "
-            f"at offset {exc.start}"
+            f"at offset {exc.start}{encoding_hint(data)}"
         ) from None
+
+
+def encoding_hint(data: bytes) -> str:
+    """A hint for a message about bytes that are not UTF-8, or ``""``."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return " (the file is UTF-16: save it as UTF-8)"
+    return ""
 
 
 def load_json(path: Path, text: str | None = None) -> Any:

@@ -49,6 +49,7 @@ from riskanalytics.ingest._common import (
     AlertBatch,
     ReadContext,
     SkippedRecord,
+    encoding_hint,
     incident_frame,
     is_json_lines,
     load_json,
@@ -209,7 +210,7 @@ def _head(path: Path, size: int = 1 << 18) -> str:
             return data[: exc.start].decode("utf-8-sig")
         raise InputFormatError(
             f"{path}: expected UTF-8 text, found byte 0x{data[exc.start]:02x} at "
-            f"offset {exc.start}"
+            f"offset {exc.start}{encoding_hint(data)}"
         ) from None
 
 
