@@ -64,15 +64,22 @@ def _pct(value: float) -> str:
 def reconciliation_headline(recon: pd.DataFrame) -> str:
     """One paragraph: how many incidents, realized, new, to review."""
     counts = recon["outcome"].value_counts()
-    realized = int(counts.get("realized", 0))
+    matched = int(counts.get("realized", 0))
+    near = 0
+    if "near_miss" in recon:
+        near = int(
+            (recon["near_miss"].eq(True) & (recon["outcome"] == "realized")).sum()
+        )
     new = int(counts.get("new_risk", 0))
     review = int(counts.get("needs_review", 0))
-    decided = realized + new
-    share = _pct(realized / decided) if decided else "n/a"
+    decided = matched + new
+    share = _pct(matched / decided) if decided else "n/a"
+    near_text = f", **{near}** came near one (near miss)" if near else ""
     return (
-        f"**{len(recon)} incidents**: **{realized}** realized a documented risk, "
-        f"**{new}** were not predicted by any risk, **{review}** need an analyst's "
-        f"decision. The register predicted **{share}** of the decided incidents."
+        f"**{len(recon)} incidents**: **{matched - near}** realized a documented "
+        f"risk{near_text}, **{new}** were not predicted by any risk, **{review}** "
+        "need an analyst's decision. The register predicted "
+        f"**{share}** of the decided incidents."
     )
 
 

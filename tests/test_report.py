@@ -90,3 +90,15 @@ def test_review_texts_show_markup_from_incidents_as_text(tmp_path):
     assert "<script>" not in text
     assert "&lt;script>alert(1)&lt;/script> job" in text
     assert "incident_id" not in text
+
+
+def test_reconciliation_headline_counts_a_near_miss_apart():
+    recon = pd.DataFrame(
+        {
+            "outcome": ["realized", "realized", "new_risk"],
+            "near_miss": [False, True, False],
+        }
+    )
+    text = report.reconciliation_headline(recon)
+    assert "**1** realized a documented risk, **1** came near one" in text
+    assert "predicted **67%**" in text
