@@ -456,6 +456,11 @@ def _jsonable(value):
     return value
 
 
+#: Arguments of every notebook kernel: its own log (transport warnings, shutdown
+#: messages) is noise on the run's console; a failing cell still fails the run.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 def _title(book, notebook: Path) -> str:
     """The report's title: the notebook's first Markdown heading."""
     for cell in book.cells:
@@ -652,6 +657,7 @@ def run(
                     kernel_name=kernel_name,
                     progress_bar=False,
                     report_mode=True,
+                    extra_arguments=KERNEL_ARGUMENTS,
                 )
             except papermill.PapermillExecutionError as exc:
                 raise RunFailedError(

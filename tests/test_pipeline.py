@@ -256,3 +256,49 @@ def test_decision_about_an_incident_no_source_holds_is_warned_about(
         pipeline._preflight(config, [])
     assert "match-decisions.yaml: entry 1: incident 'MAN-2026-41'" in caplog.text
     assert "entry 0" not in caplog.text
+
+
+def test_notebook_kernels_keep_their_log_off_the_console(tmp_path, capfd):
+    import nbformat
+    import papermill
+
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    book.cells = [nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(book, path)
+    papermill.execute_notebook(
+        str(path),
+        str(tmp_path / "out.ipynb"),
+        progress_bar=False,
+        extra_arguments=pipeline.KERNEL_ARGUMENTS,
+    )
+    assert "IPKernelApp" not in capfd.readouterr().err
+
+    book.cells = [nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(book, path)
+    with pytest.raises(papermill.PapermillExecutionError, match="ZeroDivisionError"):
+        papermill.execute_notebook(
+            str(path),
+            str(tmp_path / "out.ipynb"),
+            progress_bar=False,
+            extra_arguments=pipeline.KERNEL_ARGUMENTS,
+        )
+
+
+def test_run_starts_its_notebook_kernels_with_the_quiet_arguments(
+    sample_project, monkeypatch
+):
+    import papermill
+
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop after the first notebook")
+
+    monkeypatch.setattr(papermill, "execute_notebook", record)
+    config = load_config(sample_project / "config.yaml")
+    with pytest.raises(RuntimeError, match="stop after"):
+        pipeline.run(config, trigger="manual", notify=False, run_id="quiet")
+    assert seen["extra_arguments"] == pipeline.KERNEL_ARGUMENTS
