@@ -50,6 +50,13 @@ def cli(verbose: int, quiet: bool) -> None:
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.captureWarnings(True)
+    if not verbose:  # their progress lines repeat ours; -v shows them
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+#: Libraries whose INFO lines only repeat what riskanalytics logs itself.
+_CHATTY = ("papermill", "apprise", "traitlets")
 
 
 _existing = click.Path(exists=True, dir_okay=False, path_type=Path)

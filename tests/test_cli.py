@@ -201,3 +201,20 @@ def test_rollback_run_with_a_rollback_log_realizes_the_release_risk(
     assert result.exit_code == 0, result.output
     added = [line for line in result.stdout.splitlines() if "20261130" in line]
     assert added and "| R-018 | realized |" in added[0]
+
+
+@pytest.mark.parametrize(("flags", "level"), [((), "WARNING"), (("-v",), "NOTSET")])
+def test_library_progress_lines_show_only_with_verbose(flags, level):
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("papermill", "apprise")]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+    try:
+        register = str(ROOT / "learning" / "risk-register.md")
+        assert invoke(*flags, "register", "check", register).exit_code == 0
+        assert [logging.getLevelName(lg.level) for lg in loggers] == [level] * 2
+    finally:
+        for logger, old in zip(loggers, saved, strict=True):
+            logger.setLevel(old)
