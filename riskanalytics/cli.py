@@ -174,6 +174,11 @@ def run(
         f"{config.reports_dir / summary['run_id']}"
     )
     if trigger == "weekly" and counts["reviews_overdue"]:
+        log.warning(
+            "%d post-incident review(s) overdue: exit 1 (the report lists them in "
+            "03_post_incident_review.html)",
+            counts["reviews_overdue"],
+        )
         sys.exit(1)
 
 

@@ -218,3 +218,20 @@ def test_library_progress_lines_show_only_with_verbose(flags, level):
     finally:
         for logger, old in zip(loggers, saved, strict=True):
             logger.setLevel(old)
+
+
+@pytest.mark.parametrize(("overdue", "code"), [(0, 0), (3, 1)])
+def test_weekly_run_exits_1_saying_reviews_are_overdue(
+    sample_project, monkeypatch, caplog, overdue, code
+):
+    from riskanalytics import pipeline
+
+    counts = {"incidents": 10, "realized": 7, "near_misses": 1, "new_risks": 2}
+    counts |= {"needs_review": 0, "reviews_overdue": overdue}
+    monkeypatch.setattr(
+        pipeline, "run", lambda *a, **k: {"run_id": "w", "counts": counts}
+    )
+    monkeypatch.chdir(sample_project)
+    result = CliRunner().invoke(cli, ["run", "--trigger", "weekly"])
+    assert result.exit_code == code, result.output
+    assert ("3 post-incident review(s) overdue: exit 1" in caplog.text) == bool(code)
