@@ -263,6 +263,17 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The YAML error in one line, without PyYAML's source excerpts."""
+    problem = getattr(exc, "problem", None)
+    if not problem:
+        return str(exc)
+    context, mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and mark:
+        return f"{problem} ({context} from line {mark.line + 1})"
+    return problem
+
+
 def _load_yaml(text: str) -> tuple[Any, list[tuple[str, str]]]:
     loader = _Loader(text)
     try:
@@ -313,7 +324,9 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<file>"
-        raise ConfigError(path, [(where, f"not valid YAML: {exc}")]) from None
+        raise ConfigError(
+            path, [(where, f"not valid YAML: {_yaml_problem(exc)}")]
+        ) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

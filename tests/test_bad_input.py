@@ -126,6 +126,9 @@ def test_empty_config_says_the_register_path_is_required(project):
 def test_config_that_is_not_yaml_names_the_line(project):
     shutil.copy(FIXTURES / "config_not_yaml.yaml", project / "config.yaml")
     dry_run_refused(project, "config.yaml", "line 3", "not valid YAML")
+    result = invoke(project, "run", "--dry-run")
+    assert "<unicode string>" not in result.stderr
+    assert result.stderr.count("\n") == 2  # the file, then one line per problem
 
 
 def test_config_key_set_twice_names_both_lines(project):
