@@ -1,4 +1,4 @@
-"""Report helpers: the tables and figures the notebooks show."""
+"""The report's tables and headlines, as the notebooks show them."""
 
 from __future__ import annotations
 
