@@ -182,6 +182,16 @@ def test_html_reports_carry_no_log_lines(two_runs):
         assert "Traceback" not in html
 
 
+def test_html_reports_speak_to_readers_not_to_notebook_users(two_runs):
+    run_dir = two_runs["config"].reports_dir / "first"
+    for name in pipeline.NOTEBOOKS:
+        html = (run_dir / name).with_suffix(".html").read_text(encoding="utf-8")
+        html = re.sub(r"(?s)<(style|script)\b.*?</\1>", "", html)
+        text = re.sub(r"<[^>]+>", " ", html)
+        for word in ("JupyterLab", "dry_run", "parameters below"):
+            assert word not in text, (name, word)
+
+
 def test_near_miss_is_recorded_without_marking_the_risk_realized(sample_project):
     from riskanalytics.register import read_register
 
