@@ -107,6 +107,11 @@ _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--dry-run", is_flag=True, help="Show the register diff; write nothing.")
 @click.option("--no-notify", is_flag=True, help="Do not send notifications.")
 @click.option("--run-id", default=None, help="Name of the run folder under reports.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="A bad record in an incident file stops the run (config: strict).",
+)
 def run(
     config_path,
     trigger,
@@ -117,6 +122,7 @@ def run(
     dry_run,
     no_notify,
     run_id,
+    strict,
 ):
     """Run the whole job: reconcile, update the register, reviews, metrics.
 
@@ -126,7 +132,7 @@ def run(
     from riskanalytics import pipeline
     from riskanalytics.config import load_config
 
-    config = load_config(config_path)
+    config = load_config(config_path, strict=True if strict else None)
     inputs = [*rollback_log, *reports, *extra]
     if trigger == "near-miss" and not inputs:
         raise click.UsageError("--trigger near-miss needs --report FILE")

@@ -437,6 +437,19 @@ def test_impossible_date_is_skipped_with_its_line_or_refused_when_strict(
     assert_refused(result, "incidents_csv_impossible_date.csv", "line 2", "2O26-13-45")
 
 
+def test_bad_record_is_skipped_by_a_run_or_refused_with_strict(project, no_notebooks):
+    shutil.copy(
+        FIXTURES / "incidents_csv_impossible_date.csv",
+        project / "learning" / "incidents" / "late.csv",
+    )
+    result = invoke(project, "run", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    before = snapshot(project)
+    result = invoke(project, "run", "--strict", "--no-notify")
+    assert_refused(result, "late.csv", "record line 2", "2O26-13-45")
+    assert snapshot(project) == before
+
+
 def test_folder_without_incidents_gives_an_empty_table(project):
     (project / "empty").mkdir()
     (project / "empty" / "README.md").write_text("# nothing yet\n", encoding="utf-8")
