@@ -389,6 +389,17 @@ def test_restart_executes_queued_runs_exactly_once(config_path, tmp_path, secret
         release.set()
 
 
+def test_resolved_body_of_no_known_shape_is_refused_not_queued(service):
+    server, recorder, queue_dir = service
+    body = b'{"status": "resolved", "alerts": "nope"}'
+    response = server.client.post("/webhooks/alertmanager", content=body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "body is JSON of no known shape for alertmanager"
+    }
+    assert _queued(queue_dir) == []
+
+
 def test_deeply_nested_json_is_refused(service):
     server, recorder, queue_dir = service
     nested = b'{"a": ' * 50_000 + b"1" + b"}" * 50_000

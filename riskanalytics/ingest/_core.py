@@ -61,6 +61,7 @@ __all__ = [
     "FORMATS",
     "IngestResult",
     "detect_format",
+    "detect_json_format",
     "read_incidents",
     "write_incidents_csv",
 ]
@@ -212,6 +213,11 @@ def _head(path: Path, size: int = 1 << 18) -> str:
             f"{path}: expected UTF-8 text, found byte 0x{data[exc.start]:02x} at "
             f"offset {exc.start}{encoding_hint(data)}"
         ) from None
+
+
+def detect_json_format(value: Any) -> str | None:
+    """The format of a parsed JSON document (a webhook body), or None if unknown."""
+    return _classify_json(value)
 
 
 def _classify_json(value: Any) -> str | None:
