@@ -237,6 +237,12 @@ def read_review(path: str | Path) -> dict:
         new_risks = [new_risks]
     if not isinstance(new_risks, list):
         raise InputFormatError(f"{path}: new_risks must be a list of one-line risks")
+    for number, risk in enumerate(new_risks, start=1):
+        if not isinstance(risk, str | int | float) or isinstance(risk, bool):
+            raise InputFormatError(
+                f"{path}: new_risks item {number} is not one line of text, found "
+                f"{risk!r}; put the risk in quotes when it holds a colon"
+            )
     meta["new_risks"] = [str(r).strip() for r in new_risks if str(r).strip()]
     meta["path"] = str(path)
     return meta

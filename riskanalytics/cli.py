@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -49,6 +50,13 @@ def cli(verbose: int, quiet: bool) -> None:
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.captureWarnings(True)
+    if not verbose:  # their progress lines repeat ours; -v shows them
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+#: Libraries whose INFO lines only repeat what riskanalytics logs itself.
+_CHATTY = ("papermill", "apprise", "traitlets")
 
 
 _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -99,6 +107,11 @@ _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--dry-run", is_flag=True, help="Show the register diff; write nothing.")
 @click.option("--no-notify", is_flag=True, help="Do not send notifications.")
 @click.option("--run-id", default=None, help="Name of the run folder under reports.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="A bad record in an incident file stops the run (config: strict).",
+)
 def run(
     config_path,
     trigger,
@@ -109,6 +122,7 @@ def run(
     dry_run,
     no_notify,
     run_id,
+    strict,
 ):
     """Run the whole job: reconcile, update the register, reviews, metrics.
 
@@ -118,7 +132,7 @@ def run(
     from riskanalytics import pipeline
     from riskanalytics.config import load_config
 
-    config = load_config(config_path)
+    config = load_config(config_path, strict=True if strict else None)
     inputs = [*rollback_log, *reports, *extra]
     if trigger == "near-miss" and not inputs:
         raise click.UsageError("--trigger near-miss needs --report FILE")
@@ -127,6 +141,17 @@ def run(
             "--trigger rollback without --rollback-log: configured sources only"
         )
 
+    if run_id is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
+            raise click.BadParameter(
+                f"{run_id!r} is not a folder name (letters, digits, '.', '_', '-')",
+                param_hint="'--run-id'",
+            )
+        if (config.reports_dir / run_id).exists():
+            raise click.BadParameter(
+                f"{config.reports_dir / run_id} exists; runs are never overwritten",
+                param_hint="'--run-id'",
+            )
     if incident_id is not None:
         pipeline.require_incident(config, incident_id, inputs)
 
@@ -150,12 +175,19 @@ def run(
     counts = summary["counts"]
     click.echo(
         f"run {summary['run_id']}: {counts['incidents']} incidents, "
-        f"{counts['realized']} realized, {counts['new_risks']} new, "
+        f"{counts['realized']} realized, "
+        + (f"{counts['near_misses']} near miss(es), " if counts["near_misses"] else "")
+        + f"{counts['new_risks']} new, "
         f"{counts['needs_review']} to review; reviews overdue: "
         f"{counts['reviews_overdue']}; report: "
         f"{config.reports_dir / summary['run_id']}"
     )
     if trigger == "weekly" and counts["reviews_overdue"]:
+        log.warning(
+            "%d post-incident review(s) overdue: exit 1 (the report lists them in "
+            "03_post_incident_review.html)",
+            counts["reviews_overdue"],
+        )
         sys.exit(1)
 
 
@@ -210,6 +242,10 @@ def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
     """
     from riskanalytics.ingest import read_incidents, write_incidents_csv
 
+    if output is not None and not output.absolute().parent.is_dir():
+        raise click.BadParameter(
+            f"folder {str(output.parent)!r} does not exist", param_hint="'--output'"
+        )
     if pull_source:
         from datetime import UTC, datetime, timedelta
 

@@ -147,6 +147,9 @@ class Config(_Frozen):
 
     @model_validator(mode="after")
     def _check(self) -> Config:
+        for band, score in self.rating_bands.items():
+            if not 1 <= score <= 25:
+                raise ValueError(f"rating_bands.{band}: {score} is not a score 1 to 25")
         for word, p in self.likelihood_probability.items():
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"likelihood_probability.{word}: {p} is not in [0, 1]")
@@ -175,6 +178,113 @@ class Config(_Frozen):
             return None
         return self.owners.get(service) or self.owners.get(service.lower())
 
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cross_checks(data: dict) -> list[tuple[str, str]]:
+    """Problems that involve a value's range or another key, each by its key.
+
+    They are checked on the raw values so that they are reported together with
+    the type errors of other keys (pydantic runs its model checks only once
+    every field is valid). A value of the wrong type is left to pydantic.
+    """
+    problems = []
+    probabilities = data.get("likelihood_probability")
+    if isinstance(probabilities, dict):
+        for word, p in probabilities.items():
+            if _number(p) and not 0.0 <= p <= 1.0:
+                problems.append(
+                    (f"likelihood_probability.{word}", f"{p} is not in [0, 1]")
+                )
+    bands = data.get("rating_bands", Config.model_fields["rating_bands"].default)
+    if isinstance(bands, dict):
+        for band, score in bands.items():
+            if _number(score) and not 1 <= score <= 25:
+                problems.append(
+                    (f"rating_bands.{band}", f"{score} is not a score 1 to 25")
+                )
+        threshold = data.get("risk_threshold_for_escalation", "high")
+        key = "risk_threshold_for_escalation"
+        if isinstance(threshold, str) and threshold.lower() not in bands:
+            names = ", ".join(map(str, bands))
+            problems.append(
+                (
+                    key,
+                    f"{threshold!r} is not a rating band ({names}) "
+                    "nor a score from 1 to 25",
+                )
+            )
+        if _number(threshold) and not 1 <= threshold <= 25:
+            problems.append((key, f"{threshold} is not a score 1 to 25"))
+    matching = data.get("matching")
+    if isinstance(matching, dict):
+        matched = matching.get("matched_threshold", 55.0)
+        review = matching.get("review_threshold", 35.0)
+        if _number(matched) and _number(review) and review > matched:
+            problems.append(
+                (
+                    "matching.review_threshold",
+                    f"review_threshold ({float(review)}) must not exceed "
+                    f"matched_threshold ({float(matched)})",
+                )
+            )
+    return problems
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe YAML loader that notes keys set twice in one mapping."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str, str]] = []
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.setdefault(key, line)
+                except TypeError:
+                    continue
+                if first != line:
+                    self.duplicates.append(
+                        (
+                            line,
+                            str(key),
+                            f"set twice, on line {first} and line {line}; keep one",
+                        )
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The YAML error in one line, without PyYAML's source excerpts."""
+    problem = getattr(exc, "problem", None)
+    if not problem:
+        return str(exc)
+    context, mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and mark:
+        return f"{problem} ({context} from line {mark.line + 1})"
+    return problem
+
+
+def _load_yaml(text: str) -> tuple[Any, list[tuple[str, str]]]:
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+        return data, [(key, text) for _, key, text in sorted(loader.duplicates)]
+    finally:
+        loader.dispose()
+
+
+#: Where pydantic places the errors of the model checks mirrored by _cross_checks.
+_MODEL_LOCS = ((), ("matching",))
 
 _PATH_KEYS = ("risk_register_path", "reports_dir", "reviews_dir", "decisions_path")
 
@@ -210,11 +320,13 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [("<file>", f"cannot be read: {exc}")]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw, duplicates = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<file>"
-        raise ConfigError(path, [(where, f"not valid YAML: {exc}")]) from None
+        raise ConfigError(
+            path, [(where, f"not valid YAML: {_yaml_problem(exc)}")]
+        ) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -227,7 +339,7 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
         if raw.get(key) in (None, "")
     ]
     if missing:
-        raise ConfigError(path, missing)
+        raise ConfigError(path, duplicates + missing)
     base = path.resolve().parent
     data = dict(raw)
     data["config_path"] = path.resolve()
@@ -250,13 +362,18 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     if isinstance(matching, dict) and matching.get("synonyms_path"):
         matching["synonyms_path"] = _resolve(base, matching["synonyms_path"])
 
+    cross = _cross_checks(data)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems = list(duplicates)
         for err in exc.errors():
+            if cross and err["type"] == "value_error" and err["loc"] in _MODEL_LOCS:
+                continue  # a model check, reported by its key in ``cross``
             key = ".".join(str(p) for p in err["loc"]) or "<file>"
             problems.append((key, err["msg"]))
-        raise ConfigError(path, problems) from None
+        raise ConfigError(path, problems + cross) from None
+    if duplicates or cross:
+        raise ConfigError(path, duplicates + cross)
     log.debug("Loaded configuration from %s", path)
     return config

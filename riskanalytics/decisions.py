@@ -39,6 +39,8 @@ __all__ = [
     "Decision",
     "Decisions",
     "apply_decisions",
+    "check_risk_ids",
+    "warn_unknown_incidents",
     "load_decisions",
     "record_decision",
 ]
@@ -217,6 +219,42 @@ def load_decisions(path: str | Path | None) -> Decisions:
     entries = tuple(_parse_entry(path, i, e) for i, e in enumerate(raw))
     log.debug("Loaded %d match decisions from %s", len(entries), path)
     return Decisions(entries, path)
+
+
+def check_risk_ids(decisions: Decisions, risk_ids: set[str], register: Path) -> None:
+    """Raise InputFormatError when an entry names a risk the register lacks.
+
+    The message names the decisions file, the entry index (0-based) and the
+    register, so a typo in a risk id stops the run before anything is written.
+    """
+    for index, decision in enumerate(decisions):
+        if decision.risk_id is not None and decision.risk_id not in risk_ids:
+            raise InputFormatError(
+                f"{decisions.path}: entry {index}: risk_id {decision.risk_id!r} "
+                f"is not a risk of {register}"
+            )
+
+
+def warn_unknown_incidents(decisions: Decisions, incident_ids: set[str]) -> int:
+    """Warn about each entry whose incident no source holds; return their count.
+
+    Such an entry changes nothing (yet): its incident id may be mistyped, or
+    its incident may come from a source this configuration does not read.
+    """
+    unknown = [
+        (index, d)
+        for index, d in enumerate(decisions)
+        if d.incident_id not in incident_ids
+    ]
+    for index, decision in unknown:
+        log.warning(
+            "%s: entry %d: incident %r is in none of the sources; the decision "
+            "applies to nothing",
+            decisions.path,
+            index,
+            decision.incident_id,
+        )
+    return len(unknown)
 
 
 def record_decision(

@@ -5,7 +5,9 @@ whole incident history) and the register's risks:
 
 - predicted share: incidents that realized a documented risk, out of incidents
   decided (realized or new); overall, by severity and per period;
-- risks realized: distinct risks realized per period;
+- risks realized: distinct risks realized per period; a near miss matched to a
+  risk counts as predicted but not as the risk happening, here and in
+  calibration;
 - mitigation success rate: ``worked / (worked + failed)`` among realized risks;
   ``unknown`` verdicts are left out and counted;
 - unknown unknowns: new risks created from unpredicted incidents;
@@ -64,6 +66,14 @@ def likelihood_probability(
     return None
 
 
+def _happened(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose risk was realized by an incident that happened (no near miss)."""
+    realized = frame["outcome"] == "realized"
+    if "near_miss" in frame.columns:
+        realized &= ~frame["near_miss"].eq(True)
+    return realized
+
+
 def _decided(frame: pd.DataFrame) -> pd.Series:
     return frame["outcome"].isin(["realized", "new_risk"])
 
@@ -113,7 +123,7 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
             "new_risks": int((group["outcome"] == "new_risk").sum()),
             "needs_review": int((group["outcome"] == "needs_review").sum()),
             "predicted_share": _share(int(realized.sum()), int(_decided(group).sum())),
-            "risks_realized": group.loc[realized, "risk_id"].nunique(),
+            "risks_realized": group.loc[_happened(group), "risk_id"].nunique(),
             "mitigations_worked": worked,
             "mitigations_failed": failed,
             "mitigation_success_rate": _share(worked, worked + failed),
@@ -146,7 +156,8 @@ def calibration_table(
 
     The yearly probability ``p`` becomes the probability of at least one
     occurrence in the window, ``1 - (1 - p) ** years``; the outcome is 1 when the
-    risk was realized by an incident that started in the window.
+    risk was realized by an incident that started in the window (a near miss is
+    not an occurrence).
 
     Returns
     -------
@@ -157,9 +168,7 @@ def calibration_table(
     years = max((end - start).total_seconds() / (365.25 * 86400), 1 / 365.25)
     started = pd.to_datetime(reconciliation["started_at"], utc=True)
     inside = reconciliation[
-        (reconciliation["outcome"] == "realized")
-        & (started >= start)
-        & (started <= end)
+        _happened(reconciliation) & (started >= start) & (started <= end)
     ]
     counts = inside["risk_id"].value_counts()
     rows = []
@@ -308,7 +317,7 @@ def compute_metrics(
         "unpredicted": int((recon["outcome"] == "new_risk").sum()),
         "needs_review": int((recon["outcome"] == "needs_review").sum()),
         "predicted_share": _share(int(realized.sum()), decided),
-        "risks_realized": int(recon.loc[realized, "risk_id"].nunique()),
+        "risks_realized": int(recon.loc[_happened(recon), "risk_id"].nunique()),
         "risks_in_register": len(risks),
         "mitigations_worked": worked,
         "mitigations_failed": failed,

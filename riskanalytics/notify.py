@@ -48,6 +48,7 @@ __all__ = [
     "default_state_path",
     "redact_url",
     "send_messages",
+    "unset_variables",
 ]
 
 log = logging.getLogger(__name__)
@@ -220,8 +221,10 @@ def _reconciliation_fact(row: pd.Series) -> Fact | None:
 
     if outcome == "realized":
         verdict = _text(row.get("mitigation_verdict")) or "unknown"
+        # a near miss is recorded against the risk but the risk did not happen
+        what = "Near miss of risk" if _flag(row.get("near_miss")) else "Realized risk"
         lines = [
-            f"Realized risk {risk_id}{_rating(row)}: {description}",
+            f"{what} {risk_id}{_rating(row)}: {description}",
             _incident_line(row),
             f"Mitigation verdict: {verdict}"
             + (f"; match score {score} of 100" if score else ""),
@@ -441,6 +444,36 @@ def redact_url(url: str) -> str:
         netloc += f":{port}"
     rest = "/..." if (parts.path.strip("/") or parts.query or parts.fragment) else ""
     return f"{scheme}://{netloc}{rest}"
+
+
+def unset_variables(config: Config) -> list[tuple[str, str]]:
+    """``(config key, problem)`` for each notification URL naming an unset variable.
+
+    Checked before a run writes anything, so that a missing secret stops the
+    run instead of leaving every owner unnotified after the register changed.
+    """
+    urls = [
+        (f"notifications.{name}.{i}", url)
+        for name in ("default", "escalation")
+        for i, url in enumerate(getattr(config.notifications, name))
+    ]
+    urls += [
+        (f"notifications.owners.{owner}.{i}", url)
+        for owner, owner_urls in config.notifications.owners.items()
+        for i, url in enumerate(owner_urls)
+    ]
+    problems = []
+    for key, url in urls:
+        missing = sorted({n for n in _PLACEHOLDER.findall(url) if n not in os.environ})
+        if missing:
+            problems.append(
+                (
+                    key,
+                    f"environment variable(s) not set: {', '.join(missing)} "
+                    "(set them, or run with --no-notify)",
+                )
+            )
+    return problems
 
 
 def _expand(url: str) -> str:

@@ -456,6 +456,21 @@ def _jsonable(value):
     return value
 
 
+#: Arguments of every notebook kernel: its own log (transport warnings, shutdown
+#: messages) is noise on the run's console; a failing cell still fails the run.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+def _title(book, notebook: Path) -> str:
+    """The report's title: the notebook's first Markdown heading."""
+    for cell in book.cells:
+        if cell.get("cell_type") == "markdown":
+            for line in cell.get("source", "").splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return notebook.stem
+
+
 def _render_html(notebook: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
@@ -472,7 +487,9 @@ def _render_html(notebook: Path) -> Path:
             ]
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True)
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(book)
+    body, _ = exporter.from_notebook_node(
+        book, resources={"metadata": {"name": _title(book, notebook)}}
+    )
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
@@ -498,9 +515,24 @@ def require_incident(
         )
 
 
-def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
-    """Read every input once so that bad input stops the run before any write."""
-    from riskanalytics.decisions import load_decisions
+def _preflight(
+    config: Config,
+    inputs: Sequence[str | Path],
+    *,
+    notify: bool = False,
+    sources: bool = True,
+) -> dict:
+    """Read every input once so that bad input stops the run before any write.
+
+    With ``notify`` (a run that will send), notification URLs naming unset
+    environment variables are a configuration error too. Without ``sources``
+    the incident files are left to the caller, which reads them next.
+    """
+    from riskanalytics.decisions import (
+        check_risk_ids,
+        load_decisions,
+        warn_unknown_incidents,
+    )
     from riskanalytics.register import read_register
 
     for key in ("reports_dir", "reviews_dir"):
@@ -509,14 +541,30 @@ def _preflight(config: Config, inputs: Sequence[str | Path]) -> dict:
             raise ConfigError(
                 config.config_path, [(key, f"{folder} exists and is not a folder")]
             )
+    if notify and config.notifications.enabled:
+        from riskanalytics.notify import unset_variables
+
+        problems = unset_variables(config)
+        if problems:
+            raise ConfigError(config.config_path, problems)
     register = read_register(config.risk_register_path)
-    load_decisions(config.decisions_path)
+    decisions = load_decisions(config.decisions_path)
+    check_risk_ids(
+        decisions,
+        set(register.risks["risk_id"].astype(str)),
+        config.risk_register_path,
+    )
     if config.reviews_dir.is_dir():
         from riskanalytics.checklist import read_review
 
         for review in sorted(config.reviews_dir.glob("review-*.md")):
             read_review(review)
+    if not sources:
+        return {"register": str(config.risk_register_path)}
     ingested = _ingest(config, inputs)
+    warn_unknown_incidents(
+        decisions, set(ingested.incidents["incident_id"].astype(str))
+    )
     return {
         "register": str(config.risk_register_path),
         "risks": len(register.risks),
@@ -572,7 +620,7 @@ def run(
     config = _config(config)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    inputs_summary = _preflight(config, inputs)
+    inputs_summary = _preflight(config, inputs, notify=notify and not dry_run)
     run_id = run_id or new_run_id(trigger, started)
     run_dir = config.reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -609,6 +657,7 @@ def run(
                     kernel_name=kernel_name,
                     progress_bar=False,
                     report_mode=True,
+                    extra_arguments=KERNEL_ARGUMENTS,
                 )
             except papermill.PapermillExecutionError as exc:
                 raise RunFailedError(
@@ -630,9 +679,7 @@ def run(
         summary["counts"] = {
             "incidents": len(recon),
             "skipped_records": len(result.skipped),
-            "realized": int((recon["outcome"] == "realized").sum()),
-            "new_risks": int((recon["outcome"] == "new_risk").sum()),
-            "needs_review": int((recon["outcome"] == "needs_review").sum()),
+            **_outcome_counts(recon),
             "history_entries_added": len(update.realized) + len(update.created),
             "risks_created": len(update.created),
             "reviews_written": int(reviews["written"]["written"].sum()),
@@ -641,7 +688,9 @@ def run(
             else 0,
             "reviews_overdue": len(overdue),
             "escalations": int(recon["escalate"].sum()),
-            "new_risks_unassigned": _unassigned(recon, config),
+            "new_risks_unassigned": _unassigned(
+                recon, config, set(update.created.values())
+            ),
         }
         summary["register_changed"] = bool(update.changed)
         summary["metrics"] = metrics.headline
@@ -663,12 +712,28 @@ def run(
     return summary
 
 
-def _unassigned(recon: pd.DataFrame, config: Config) -> int:
-    """Count, and report, new risks that no service-to-owner entry assigned."""
+def _outcome_counts(recon: pd.DataFrame) -> dict[str, int]:
+    """Incidents by outcome; a near miss matched to a risk is not a realization."""
+    near = recon["near_miss"].eq(True) if "near_miss" in recon else False
+    matched = recon["outcome"] == "realized"
+    return {
+        "realized": int((matched & ~near).sum()),
+        "near_misses": int((matched & near).sum()),
+        "new_risks": int((recon["outcome"] == "new_risk").sum()),
+        "needs_review": int((recon["outcome"] == "needs_review").sum()),
+    }
+
+
+def _unassigned(recon: pd.DataFrame, config: Config, created: set[str]) -> int:
+    """Count new risks that no service-to-owner entry assigned.
+
+    A warning names those ``created`` in this run; the others were named by the
+    run that created them.
+    """
     new = recon[
         (recon["outcome"] == "new_risk") & (recon["owner"] == config.default_owner)
     ]
-    for _, row in new.iterrows():
+    for _, row in new[new["risk_id"].isin(created)].iterrows():
         log.warning(
             "New risk %s (incident %s, service %s) has no owner: add the service "
             "to 'owners' in %s",
@@ -714,7 +779,7 @@ def preview(
     from riskanalytics.checklist import review_status
 
     config = _config(config)
-    _preflight(config, inputs)
+    _preflight(config, inputs, sources=False)  # stage_reconcile reads the sources
     with tempfile.TemporaryDirectory(prefix="riskanalytics-") as scratch:
         scratch = Path(scratch) / "dry-run"
         result = stage_reconcile(config, scratch, inputs=inputs, trigger=trigger)
@@ -729,9 +794,7 @@ def preview(
         "trigger": trigger,
         "incidents": len(recon),
         "skipped_records": len(result.skipped),
-        "realized": int((recon["outcome"] == "realized").sum()),
-        "new_risks": int((recon["outcome"] == "new_risk").sum()),
-        "needs_review": int((recon["outcome"] == "needs_review").sum()),
+        **_outcome_counts(recon),
         "history_entries_to_add": len(update.realized) + len(update.created),
         "reviews_to_write": len(reviews),
     }

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from riskanalytics.exceptions import RiskAnalyticsError
+
 __all__ = ["RunQueue", "RunRequest"]
 
 log = logging.getLogger(__name__)
@@ -183,6 +185,9 @@ class RunQueue:
         )
         try:
             self.runner(request)
+        except RiskAnalyticsError as exc:  # bad input: the message says it all
+            log.error("Run %s failed; moved to failed/: %s", path.name, exc)
+            folder = "failed"
         except Exception:
             log.exception("Run %s failed; moved to failed/", path.name)
             folder = "failed"

@@ -46,7 +46,15 @@ def _present(table: pd.DataFrame, empty: str = "None."):
             shown[column] = shown[column].dt.strftime("%Y-%m-%d %H:%M")
     shown = shown.astype(object).where(shown.notna(), "")
     shown.columns = [str(c).replace("_", " ") for c in shown.columns]
-    return shown.style.hide(axis="index")
+    # incident text comes from outside (webhooks, reports): shown, never run
+    return shown.style.hide(axis="index").format(_cell, escape="html")
+
+
+def _cell(value: object) -> object:
+    """A float with at most two decimals and no trailing zeros; else as is."""
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return value
 
 
 def _pct(value: float) -> str:
@@ -56,15 +64,22 @@ def _pct(value: float) -> str:
 def reconciliation_headline(recon: pd.DataFrame) -> str:
     """One paragraph: how many incidents, realized, new, to review."""
     counts = recon["outcome"].value_counts()
-    realized = int(counts.get("realized", 0))
+    matched = int(counts.get("realized", 0))
+    near = 0
+    if "near_miss" in recon:
+        near = int(
+            (recon["near_miss"].eq(True) & (recon["outcome"] == "realized")).sum()
+        )
     new = int(counts.get("new_risk", 0))
     review = int(counts.get("needs_review", 0))
-    decided = realized + new
-    share = _pct(realized / decided) if decided else "n/a"
+    decided = matched + new
+    share = _pct(matched / decided) if decided else "n/a"
+    near_text = f", **{near}** came near one (near miss)" if near else ""
     return (
-        f"**{len(recon)} incidents**: **{realized}** realized a documented risk, "
-        f"**{new}** were not predicted by any risk, **{review}** need an analyst's "
-        f"decision. The register predicted **{share}** of the decided incidents."
+        f"**{len(recon)} incidents**: **{matched - near}** realized a documented "
+        f"risk{near_text}, **{new}** were not predicted by any risk, **{review}** "
+        "need an analyst's decision. The register predicted "
+        f"**{share}** of the decided incidents."
     )
 
 
@@ -94,15 +109,22 @@ def needs_review_table(recon: pd.DataFrame) -> pd.DataFrame:
     return _present(table[columns], "No incident waits for an analyst.")
 
 
+def _item(value: object) -> str:
+    """One evidence list item; a scored risk reads as in candidates, ``R-007:61.2``."""
+    if isinstance(value, dict):
+        if {"risk_id", "score"} <= value.keys() and isinstance(value["score"], float):
+            return f"{value['risk_id']}:{value['score']:.1f}"
+        return json.dumps(value)
+    return str(value)
+
+
 def _flatten(evidence: object) -> dict:
     if not isinstance(evidence, dict):
         return {}
     flat = {}
     for key, value in evidence.items():
         if isinstance(value, list | tuple):
-            flat[key] = ", ".join(
-                json.dumps(v) if isinstance(v, dict) else str(v) for v in value[:10]
-            )
+            flat[key] = ", ".join(_item(v) for v in value[:10])
         elif isinstance(value, dict):
             flat[key] = ", ".join(
                 f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
@@ -145,10 +167,10 @@ def update_table(update) -> pd.DataFrame:
     """Realized and created risks of the update, one row each."""
     rows = [
         {
-            "event": "realized",
+            "event": r.event,
             "risk_id": r.risk_id,
             "incident_id": r.incident_id,
-            "match_score": round(r.match_score, 1),
+            "match_score": None if r.match_score is None else round(r.match_score, 1),
             "mitigations": r.mitigation_verdict,
         }
         for r in update.realized
@@ -189,7 +211,7 @@ def review_texts(written: pd.DataFrame, *, limit: int = 20) -> list[str]:
     for path in paths:
         text = Path(path).read_text(encoding="utf-8")
         body = text.split("\n---\n", 1)[-1]  # the front matter is for machines
-        texts.append(body)
+        texts.append(body.replace("<", "&lt;"))  # incident text is shown, not run
     return texts
 
 
@@ -218,8 +240,8 @@ def metrics_headline(metrics) -> str:
         f"- **{_pct(h['predicted_share'])}** of decided incidents were predicted by "
         f"the register ({h['predicted']} of {h['predicted'] + h['unpredicted']}; "
         f"{h['needs_review']} await review).",
-        f"- **{h['risks_realized']}** of {h['risks_in_register']} predicted risks "
-        f"were realized.",
+        f"- **{h['risks_realized']}** of the {h['risks_in_register']} risks in the "
+        f"register were realized.",
         f"- Mitigations worked in **{_pct(h['mitigation_success_rate'])}** of the "
         f"realized risks with a verdict ({h['mitigations_worked']} worked, "
         f"{h['mitigations_failed']} failed, {h['mitigations_unknown']} unknown).",

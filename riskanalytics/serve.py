@@ -22,7 +22,8 @@ Endpoints
 
 A signed endpoint whose secret is not set answers 503 and logs why: it never
 accepts unsigned posts. A bad signature or token answers 401, a body over
-the size limit 413, a body that is not a JSON object 400; none of them queues
+the size limit 413, a body that is not a JSON object (or would start a run
+but is of no known incident format) 400; none of them queues
 anything. Any other event answers 202 without queuing a run.
 
 Accepted bodies are saved as received in the queue directory (see
@@ -52,6 +53,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from riskanalytics.config import load_config
+from riskanalytics.ingest import detect_json_format
 from riskanalytics.queue import RunQueue, RunRequest
 
 __all__ = ["MAX_BODY_BYTES", "RunRequest", "create_app", "main", "serve"]
@@ -276,8 +278,14 @@ def create_app(
                 payload = json.loads(body)
             except (UnicodeDecodeError, ValueError) as exc:
                 raise _Refused(400, f"body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise _Refused(400, "body is JSON nested too deeply") from None
             if not isinstance(payload, dict):
                 raise _Refused(400, "body is JSON but not an object")
+            trigger, what = classify(payload, request)
+            if trigger is not None and detect_json_format(payload) is None:
+                # queued, it would only fail when its run reads it
+                raise _Refused(400, f"body is JSON of no known shape for {source}")
         except _Refused as refused:
             level = logging.ERROR if refused.status == 503 else logging.WARNING
             log.log(
@@ -290,7 +298,6 @@ def create_app(
             )
             return JSONResponse({"error": refused.reason}, status_code=refused.status)
 
-        trigger, what = classify(payload, request)
         if trigger is None:
             log.info("Accepted %s webhook (%s); no run needed", source, what)
             return JSONResponse({"status": "ignored", "reason": what}, status_code=202)

@@ -127,6 +127,55 @@ def test_empty_config_says_the_register_path_is_required(project):
 def test_config_that_is_not_yaml_names_the_line(project):
     shutil.copy(FIXTURES / "config_not_yaml.yaml", project / "config.yaml")
     dry_run_refused(project, "config.yaml", "line 3", "not valid YAML")
+    result = invoke(project, "run", "--dry-run")
+    assert "<unicode string>" not in result.stderr
+    assert result.stderr.count("\n") == 2  # the file, then one line per problem
+
+
+def test_config_key_set_twice_names_both_lines(project):
+    shutil.copy(FIXTURES / "config_key_set_twice.yaml", project / "config.yaml")
+    dry_run_refused(
+        project,
+        "config.yaml",
+        "review_deadline_days: set twice, on line 21 and line 60",
+    )
+
+
+def test_notification_url_naming_an_unset_variable_stops_a_run_before_any_notebook(
+    project, no_notebooks, monkeypatch
+):
+    monkeypatch.delenv("RA_UNSET_SMTP_PASSWORD", raising=False)
+    edit_config(
+        project,
+        notifications__enabled=True,
+        notifications__default=[
+            "mailtos://riskbot:${RA_UNSET_SMTP_PASSWORD}@mail.example.com"
+            "?to=sre@example.com"
+        ],
+    )
+    before = snapshot(project)
+    result = invoke(project, "run")
+    assert_refused(
+        result, "config.yaml", "notifications.default.0", "RA_UNSET_SMTP_PASSWORD"
+    )
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    ("run_id", "message"),
+    [("../../escaped", "is not a folder name"), ("same", "runs are never overwritten")],
+)
+def test_run_id_outside_reports_or_taken_is_refused(
+    project, no_notebooks, run_id, message
+):
+    (project / "reports" / "same").mkdir(parents=True)
+    (project / "reports" / "same" / "run.json").write_text("{}\n", encoding="utf-8")
+    before = snapshot(project)
+    result = invoke(project, "run", "--no-notify", "--run-id", run_id)
+    assert result.exit_code == 2, result.output
+    assert "'--run-id'" in result.stderr and message in result.stderr
+    assert snapshot(project) == before
+    assert not (project.parent / "escaped").exists()
 
 
 def test_config_that_is_a_list_is_refused(project):
@@ -255,6 +304,8 @@ def test_config_reviews_dir_that_is_a_file_is_refused_before_notebooks(
         ("register_duplicate_ids.md", ":10: duplicate risk id 'R-002'"),
         ("register_ragged_row.md", ":10: expected 8 cells"),
         ("register_latin1_bytes.md", ":9: expected UTF-8"),
+        ("register_nul_bytes.md", ":11: expected Markdown text, found a NUL byte"),
+        ("register_history_ragged_row.md", ":47: expected 9 cells as in the history"),
     ],
 )
 def test_broken_register_is_refused_by_run_and_check(project, fixture, place):
@@ -406,6 +457,19 @@ def test_skipped_record_is_counted_in_the_run_summary_or_refused_when_strict(
     assert snapshot(project) == before
 
 
+def test_bad_record_is_skipped_by_a_run_or_refused_with_strict(project, no_notebooks):
+    shutil.copy(
+        FIXTURES / "incidents_csv_impossible_date.csv",
+        project / "learning" / "incidents" / "late.csv",
+    )
+    result = invoke(project, "run", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    before = snapshot(project)
+    result = invoke(project, "run", "--strict", "--no-notify")
+    assert_refused(result, "late.csv", "record line 2", "2O26-13-45")
+    assert snapshot(project) == before
+
+
 def test_folder_without_incidents_gives_an_empty_table(project):
     (project / "empty").mkdir()
     (project / "empty" / "README.md").write_text("# nothing yet\n", encoding="utf-8")
@@ -415,10 +479,25 @@ def test_folder_without_incidents_gives_an_empty_table(project):
     assert result.stdout.count("\n") == 1
 
 
+def test_utf16_csv_is_refused_with_a_hint(project):
+    bad = FIXTURES / "incidents_csv_utf16.csv"
+    result = invoke(project, "ingest", str(bad))
+    assert_refused(result, "incidents_csv_utf16.csv", "offset 0", "UTF-16")
+
+
 def test_csv_with_unclosed_quote_is_refused(project):
     bad = FIXTURES / "incidents_csv_broken_quote.csv"
     result = invoke(project, "ingest", str(bad))
     assert_refused(result, "incidents_csv_broken_quote.csv", "line")
+
+
+def test_near_miss_report_with_broken_front_matter_names_the_line(project):
+    shutil.copy(FIXTURES / "report_front_matter_not_yaml.md", project / "nm.md")
+    dry_run_refused(
+        project,
+        "nm.md: line 6: front matter is not valid YAML",
+        args=("--trigger", "near-miss", "--report", "nm.md"),
+    )
 
 
 def test_minimal_manual_report_previews(project):
@@ -454,6 +533,19 @@ def test_bad_decisions_file_stops_a_full_run_before_any_notebook(project, no_not
     assert snapshot(project) == before
 
 
+def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
+    project, no_notebooks
+):
+    shutil.copy(
+        FIXTURES / "decisions_unknown_risk.yaml",
+        project / "learning" / "match-decisions.yaml",
+    )
+    before = snapshot(project)
+    result = invoke(project, "run", "--no-notify")
+    assert_refused(result, "match-decisions.yaml", "entry 1", "R-999")
+    assert snapshot(project) == before
+
+
 def test_review_with_impossible_deadline_stops_a_full_run_before_any_notebook(
     project, no_notebooks
 ):
@@ -465,6 +557,20 @@ def test_review_with_impossible_deadline_stops_a_full_run_before_any_notebook(
     before = snapshot(project)
     result = invoke(project, "run", "--no-notify")
     assert_refused(result, "review-OLD-2026-001.md", "deadline")
+    assert snapshot(project) == before
+
+
+def test_review_new_risk_that_is_not_text_stops_a_full_run_before_any_notebook(
+    project, no_notebooks
+):
+    reviews = project / "learning" / "reviews"
+    reviews.mkdir()
+    shutil.copy(
+        FIXTURES / "review_new_risk_with_colon.md", reviews / "review-MAN-2026-014.md"
+    )
+    before = snapshot(project)
+    result = invoke(project, "run", "--no-notify")
+    assert_refused(result, "review-MAN-2026-014.md", "new_risks item 1", "quotes")
     assert snapshot(project) == before
 
 

@@ -30,6 +30,16 @@ def test_ingest_writes_the_incident_columns_for_the_samples():
     assert len({row["incident_id"] for row in rows}) == len(rows)
 
 
+def test_ingest_into_a_missing_folder_exits_2_before_reading(tmp_path):
+    target = tmp_path / "nowhere" / "incidents.csv"
+    result = invoke(
+        "ingest", str(ROOT / "learning" / "incidents"), "--output", str(target)
+    )
+    assert result.exit_code == 2
+    assert "'--output'" in result.stderr and "does not exist" in result.stderr
+    assert not target.parent.exists()
+
+
 def test_match_prints_the_contract_columns_for_every_incident():
     result = invoke(
         "match",
@@ -266,3 +276,37 @@ def test_weekly_run_exits_1_on_overdue_reviews_and_records_a_failing_channel(
     assert failed and all(entry["attempts"] == 2 for entry in failed)
     assert any(key.startswith("overdue:") for e in failed for key in e["keys"])
     assert "failed after 2 attempt(s)" in caplog.text  # the log says it too
+
+
+@pytest.mark.parametrize(("flags", "level"), [((), "WARNING"), (("-v",), "NOTSET")])
+def test_library_progress_lines_show_only_with_verbose(flags, level):
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("papermill", "apprise")]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+    try:
+        register = str(ROOT / "learning" / "risk-register.md")
+        assert invoke(*flags, "register", "check", register).exit_code == 0
+        assert [logging.getLevelName(lg.level) for lg in loggers] == [level] * 2
+    finally:
+        for logger, old in zip(loggers, saved, strict=True):
+            logger.setLevel(old)
+
+
+@pytest.mark.parametrize(("overdue", "code"), [(0, 0), (3, 1)])
+def test_weekly_run_exits_1_saying_reviews_are_overdue(
+    sample_project, monkeypatch, caplog, overdue, code
+):
+    from riskanalytics import pipeline
+
+    counts = {"incidents": 10, "realized": 7, "near_misses": 1, "new_risks": 2}
+    counts |= {"needs_review": 0, "reviews_overdue": overdue}
+    monkeypatch.setattr(
+        pipeline, "run", lambda *a, **k: {"run_id": "w", "counts": counts}
+    )
+    monkeypatch.chdir(sample_project)
+    result = CliRunner().invoke(cli, ["run", "--trigger", "weekly"])
+    assert result.exit_code == code, result.output
+    assert ("3 post-incident review(s) overdue: exit 1" in caplog.text) == bool(code)

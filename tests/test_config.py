@@ -84,3 +84,53 @@ def test_numeric_escalation_threshold_is_a_score(tmp_path):
         "risk_threshold_for_escalation: 16\n",
     )
     assert load_config(path).escalation_score() == 16
+
+
+def test_range_and_cross_key_problems_are_reported_with_type_errors(tmp_path):
+    path = write(
+        tmp_path,
+        "risk_register_path: r.md\nincident_sources: [i]\n"
+        "review_deadline_days: soon\n"
+        "matching: {matched_threshold: 20, top_k: 0}\n"
+        "likelihood_probability: {rare: 1.5, unlikely: -0.2, likely: 0.6}\n"
+        "risk_threshold_for_escalation: scary\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    keys = [key for key, _ in info.value.problems]
+    assert set(keys) == {
+        "review_deadline_days",
+        "matching.top_k",
+        "likelihood_probability.rare",
+        "likelihood_probability.unlikely",
+        "risk_threshold_for_escalation",
+        "matching.review_threshold",
+    }
+    assert "<file>" not in keys
+
+
+def test_key_set_twice_is_refused_naming_both_lines(tmp_path):
+    path = write(
+        tmp_path,
+        "risk_register_path: r.md\nincident_sources: [i]\n"
+        "review_deadline_days: 7\n"
+        "matching:\n  top_k: 2\n  top_k: 5\n"
+        "review_deadline_days: 14\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        ("top_k", "set twice, on line 5 and line 6; keep one"),
+        ("review_deadline_days", "set twice, on line 3 and line 7; keep one"),
+    ]
+
+
+def test_rating_band_outside_the_rating_scale_is_refused(tmp_path):
+    path = write(
+        tmp_path,
+        "risk_register_path: r.md\nincident_sources: [i]\n"
+        "rating_bands: {low: 1, medium: 30, high: 10, critical: 17}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [("rating_bands.medium", "30 is not a score 1 to 25")]

@@ -720,6 +720,41 @@ def test_generic_csv_strict_mode_raises_on_bad_record(tmp_path):
         read_incidents([path], strict=True)
 
 
+BAD_INPUT = Path(__file__).resolve().parent / "fixtures" / "bad_input"
+
+
+def test_csv_row_with_fewer_cells_than_the_header_is_skipped(caplog):
+    path = BAD_INPUT / "incidents_csv_short_row.csv"
+    with caplog.at_level(logging.WARNING):
+        result = read_incidents([path])
+    assert list(result.incidents["incident_id"]) == [
+        "MAN-2026-014",
+        "MAN-2026-023",
+        "MAN-2026-027",
+        "MAN-2026-031",
+    ]
+    assert [(s.file, s.record) for s in result.skipped] == [(str(path), "line 3")]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "incidents_csv_short_row.csv: record line 3: 3 cells" in m for m in messages
+    )
+    with pytest.raises(InputFormatError, match="short_row.csv: record line 3"):
+        read_incidents([path], strict=True)
+
+
+def test_json_lines_file_with_its_last_line_cut_skips_that_line(caplog):
+    path = BAD_INPUT / "incidents_pagerduty_last_line_cut.jsonl"
+    assert detect_format(path) == "pagerduty"
+    with caplog.at_level(logging.WARNING):
+        result = read_incidents([path])
+    assert list(result.incidents["incident_id"]) == ["PD-1482"]
+    assert [(s.file, s.record) for s in result.skipped] == [(str(path), "line 2")]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("last_line_cut.jsonl: record line 2" in m for m in messages)
+    with pytest.raises(InputFormatError, match="last_line_cut.jsonl: record line 2"):
+        read_incidents([path], strict=True)
+
+
 def test_generic_jsonl_reports(tmp_path):
     path = tmp_path / "reports.jsonl"
     rows = [
@@ -896,6 +931,14 @@ def test_parse_time_not_ended_and_garbage():
     assert parse_time("") is None
     with pytest.raises(ValueError, match="expected a date and time"):
         parse_time("soonish")
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-03-03T10:00:00+25:00", "2026-03-03T10:00:00-24:30", "2026-02-30"]
+)
+def test_parse_time_refuses_impossible_iso_times(value):
+    with pytest.raises(ValueError, match="expected a date and time"):
+        parse_time(value)
 
 
 @pytest.mark.parametrize(

@@ -107,3 +107,18 @@ def test_charts_are_written_as_png(tmp_path):
     assert len(paths) == 5
     for path in paths.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_near_miss_is_predicted_but_not_an_occurrence():
+    history = recon(
+        ("2026-01-05", "realized", "R-1", "worked", "high"),
+        ("2026-02-10", "realized", "R-3", "worked", "low"),
+    )
+    history["near_miss"] = [False, True]
+    metrics = compute_metrics(history, RISKS, likelihood_mapping=MAPPING)
+    assert metrics.headline["predicted"] == 2
+    assert metrics.headline["risks_realized"] == 1
+    by_id = metrics.calibration.set_index("risk_id")
+    assert by_id.loc["R-1", "realized"] == 1
+    assert by_id.loc["R-3", "realized"] == 0
+    assert list(metrics.by_period["risks_realized"]) == [1, 0]

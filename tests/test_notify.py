@@ -160,6 +160,15 @@ def test_build_messages_one_message_per_owner(config, reconciliation, overdue):
     assert messages[2].urls == [config.notifications.default[0]]
 
 
+def test_build_messages_names_a_near_miss_as_such(config, reconciliation):
+    reconciliation["near_miss"] = reconciliation["incident_id"] == "PFQZPSY"
+    payments = build_messages(config, reconciliation)[1]
+    assert payments.owner == "payments-team"
+    assert "Near miss of risk R-007 (rating 16)" in payments.body
+    assert "Realized risk R-007" not in payments.body
+    assert "Realized risk R-011" in payments.body
+
+
 def test_build_messages_escalates_only_risks_at_threshold(config, reconciliation):
     messages = build_messages(config, reconciliation)
 

@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from riskanalytics import pipeline
@@ -103,6 +104,13 @@ def test_preview_shows_the_diff_and_writes_nothing(sample_project):
     assert not config.reports_dir.exists()
 
 
+def test_preview_counts_a_near_miss_apart_from_realizations(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    summary = pipeline.preview(config, trigger="manual")["summary"]
+    assert (summary["realized"], summary["near_misses"]) == (7, 1)  # MAN-2026-023
+    assert summary["new_risks"] == 2
+
+
 def test_unreadable_register_stops_before_anything_is_written(sample_project):
     config = load_config(sample_project / "config.yaml")
     config.risk_register_path.write_text("# Risks\n\nNo table here.\n")
@@ -174,6 +182,16 @@ def test_html_reports_carry_no_log_lines(two_runs):
         assert "Traceback" not in html
 
 
+def test_html_reports_speak_to_readers_not_to_notebook_users(two_runs):
+    run_dir = two_runs["config"].reports_dir / "first"
+    for name in pipeline.NOTEBOOKS:
+        html = (run_dir / name).with_suffix(".html").read_text(encoding="utf-8")
+        html = re.sub(r"(?s)<(style|script)\b.*?</\1>", "", html)
+        text = re.sub(r"<[^>]+>", " ", html)
+        for word in ("JupyterLab", "dry_run", "parameters below"):
+            assert word not in text, (name, word)
+
+
 def test_near_miss_is_recorded_without_marking_the_risk_realized(sample_project):
     from riskanalytics.register import read_register
 
@@ -190,3 +208,107 @@ def test_near_miss_is_recorded_without_marking_the_risk_realized(sample_project)
     assert event["event"] == "near-miss"
     status = register.risks.set_index("risk_id").loc[event["risk_id"], "status"]
     assert status == "Open"
+
+
+def test_html_report_is_titled_by_its_first_heading(tmp_path):
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    book.cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("Intro.\n\n# How well the register predicts"),
+    ]
+    path = tmp_path / "04_accuracy_metrics.ipynb"
+    nbformat.write(book, path)
+    html = pipeline._render_html(path).read_text(encoding="utf-8")
+    assert "<title>How well the register predicts</title>" in html
+
+
+def test_unowned_new_risk_is_named_only_by_the_run_that_created_it(
+    sample_project, caplog
+):
+    config = load_config(sample_project / "config.yaml")
+    recon = pd.DataFrame(
+        {
+            "incident_id": ["PD-1482", "MAN-2026-019"],
+            "outcome": ["new_risk", "new_risk"],
+            "risk_id": ["R-031", "R-032"],
+            "owner": [config.default_owner] * 2,
+            "service": ["notifications", None],
+        }
+    )
+    with caplog.at_level("WARNING"):
+        assert pipeline._unassigned(recon, config, {"R-032"}) == 2
+    assert "R-032" in caplog.text and "service not recorded" in caplog.text
+    assert "R-031" not in caplog.text
+
+
+def test_preview_warns_about_a_bad_record_once(sample_project, caplog):
+    reports = sample_project / "learning" / "incidents" / "manual-reports.csv"
+    with reports.open("a", encoding="utf-8") as handle:
+        handle.write("MAN-2026-099,Odd date,x,y,2026-13-45,,P2,cafe,none,resolved,\n")
+    config = load_config(sample_project / "config.yaml")
+    with caplog.at_level("WARNING"):
+        pipeline.preview(config, trigger="manual")
+    assert caplog.text.count("manual-reports.csv: record line 7") == 1
+
+
+def test_decision_about_an_incident_no_source_holds_is_warned_about(
+    sample_project, caplog
+):
+    (sample_project / "learning" / "match-decisions.yaml").write_text(
+        "- incident_id: MAN-2026-014\n  action: confirm\n"
+        "- incident_id: MAN-2026-41\n  action: confirm\n  risk_id: R-004\n",
+        encoding="utf-8",
+    )
+    config = load_config(sample_project / "config.yaml")
+    with caplog.at_level("WARNING"):
+        pipeline._preflight(config, [])
+    assert "match-decisions.yaml: entry 1: incident 'MAN-2026-41'" in caplog.text
+    assert "entry 0" not in caplog.text
+
+
+def test_notebook_kernels_keep_their_log_off_the_console(tmp_path, capfd):
+    import nbformat
+    import papermill
+
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    book.cells = [nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(book, path)
+    papermill.execute_notebook(
+        str(path),
+        str(tmp_path / "out.ipynb"),
+        progress_bar=False,
+        extra_arguments=pipeline.KERNEL_ARGUMENTS,
+    )
+    assert "IPKernelApp" not in capfd.readouterr().err
+
+    book.cells = [nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(book, path)
+    with pytest.raises(papermill.PapermillExecutionError, match="ZeroDivisionError"):
+        papermill.execute_notebook(
+            str(path),
+            str(tmp_path / "out.ipynb"),
+            progress_bar=False,
+            extra_arguments=pipeline.KERNEL_ARGUMENTS,
+        )
+
+
+def test_run_starts_its_notebook_kernels_with_the_quiet_arguments(
+    sample_project, monkeypatch
+):
+    import papermill
+
+    seen = {}
+
+    def record(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop after the first notebook")
+
+    monkeypatch.setattr(papermill, "execute_notebook", record)
+    config = load_config(sample_project / "config.yaml")
+    with pytest.raises(RuntimeError, match="stop after"):
+        pipeline.run(config, trigger="manual", notify=False, run_id="quiet")
+    assert seen["extra_arguments"] == pipeline.KERNEL_ARGUMENTS

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from riskanalytics.exceptions import InputFormatError
 from riskanalytics.serve import MAX_BODY_BYTES, RunRequest, create_app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "serve"
@@ -389,6 +390,54 @@ def test_restart_executes_queued_runs_exactly_once(config_path, tmp_path, secret
     finally:
         second.stop()
         release.set()
+
+
+def test_resolved_body_of_no_known_shape_is_refused_not_queued(service):
+    server, recorder, queue_dir = service
+    body = b'{"status": "resolved", "alerts": "nope"}'
+    response = server.client.post("/webhooks/alertmanager", content=body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "body is JSON of no known shape for alertmanager"
+    }
+    assert _queued(queue_dir) == []
+
+
+def test_deeply_nested_json_is_refused(service):
+    server, recorder, queue_dir = service
+    nested = b'{"a": ' * 50_000 + b"1" + b"}" * 50_000
+    response = server.client.post("/webhooks/grafana", content=nested)
+    assert response.status_code == 400
+    assert response.json() == {"error": "body is JSON nested too deeply"}
+    assert _queued(queue_dir) == []
+
+
+def test_run_refused_for_bad_input_is_logged_without_a_traceback(
+    config_path, tmp_path, secrets, caplog
+):
+    queue_dir = tmp_path / "queue"
+    recorder = Recorder()
+
+    def runner(request: RunRequest) -> None:
+        recorder(request)
+        raise InputFormatError(f"{request.payload_path}: JSON of an unknown shape")
+
+    server = Server(create_app(config_path, queue_dir=queue_dir, runner=runner))
+    try:
+        server.client.post(
+            "/webhooks/alertmanager", content=_body("alertmanager_resolved.json")
+        )
+        recorder.wait_for("runs", 1)
+        deadline = time.monotonic() + 10
+        while not (queue_dir / "failed").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+
+    assert len(list((queue_dir / "failed").iterdir())) == 1
+    assert "moved to failed/: " in caplog.text
+    assert "JSON of an unknown shape" in caplog.text
+    assert "Traceback" not in caplog.text
 
 
 def test_failing_run_is_set_aside_and_the_next_one_runs(

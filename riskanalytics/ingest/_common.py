@@ -31,6 +31,7 @@ __all__ = [
     "ReadContext",
     "RecordError",
     "SkippedRecord",
+    "encoding_hint",
     "first",
     "incident_frame",
     "load_json",
@@ -114,8 +115,15 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         raise InputFormatError(
             f"{path}: expected UTF-8 text, found byte 0x{data[exc.start]:02x} "
-            f"at offset {exc.start}"
+            f"at offset {exc.start}{encoding_hint(data)}"
         ) from None
+
+
+def encoding_hint(data: bytes) -> str:
+    """A hint for a message about bytes that are not UTF-8, or ``""``."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return " (the file is UTF-16: save it as UTF-8)"
+    return ""
 
 
 def load_json(path: Path, text: str | None = None) -> Any:
@@ -154,13 +162,17 @@ def iter_json_lines(path: Path, ctx: ReadContext) -> Iterator[tuple[int, Any]]:
 
 
 def is_json_lines(text: str) -> bool:
-    """True when the text holds more than one JSON value, one per line."""
+    """True when the text holds more than one JSON value, one per line.
+
+    The first line decides: when it is a whole JSON value and more lines
+    follow, the text cannot be one JSON document, so it is read line by line
+    and a broken later line (a cut last record) is one bad record.
+    """
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) < 2:
         return False
     try:
         json.loads(lines[0])
-        json.loads(lines[1])
     except (json.JSONDecodeError, RecursionError):
         return False
     return True
@@ -281,8 +293,10 @@ def parse_time(value: Any, tz: ZoneInfo | str = "UTC") -> pd.Timestamp | None:
         text = f"{year}-{int(month):02d}-{int(day):02d}{rest}"
     try:
         stamp = pd.Timestamp(text) if _ISO.match(text) else None
-    except ValueError:
-        stamp = None
+    except ValueError as exc:
+        # ISO-shaped but impossible (an offset of 24 h or more, day 30 of
+        # February): dateutil would read some of them as something else
+        raise ValueError(f"expected a date and time, found {value!r}") from exc
     if stamp is None:
         try:
             stamp = pd.Timestamp(dateparser.parse(text))

@@ -49,6 +49,7 @@ from riskanalytics.ingest._common import (
     AlertBatch,
     ReadContext,
     SkippedRecord,
+    encoding_hint,
     incident_frame,
     is_json_lines,
     load_json,
@@ -60,6 +61,7 @@ __all__ = [
     "FORMATS",
     "IngestResult",
     "detect_format",
+    "detect_json_format",
     "read_incidents",
     "write_incidents_csv",
 ]
@@ -183,6 +185,8 @@ def detect_format(path: Path) -> str:
             )
         return name
     name = _classify_text(path, text, stripped)
+    if name is None and stripped.startswith("---"):
+        _front_matter_error(path, text)
     if name is None:
         raise InputFormatError(
             f"{path}: unknown incident format (first line "
@@ -207,8 +211,13 @@ def _head(path: Path, size: int = 1 << 18) -> str:
             return data[: exc.start].decode("utf-8-sig")
         raise InputFormatError(
             f"{path}: expected UTF-8 text, found byte 0x{data[exc.start]:02x} at "
-            f"offset {exc.start}"
+            f"offset {exc.start}{encoding_hint(data)}"
         ) from None
+
+
+def detect_json_format(value: Any) -> str | None:
+    """The format of a parsed JSON document (a webhook body), or None if unknown."""
+    return _classify_json(value)
 
 
 def _classify_json(value: Any) -> str | None:
@@ -280,6 +289,19 @@ def _classify_json(value: Any) -> str | None:
 def _generic(value: dict) -> bool:
     keys = {str(k).strip().lower() for k in value}
     return bool(keys & {"incident_id", "id"}) and bool(keys & {"title", "root_cause"})
+
+
+def _front_matter_error(path: Path, text: str) -> None:
+    """Raise InputFormatError when the front matter is there but not YAML."""
+    try:
+        frontmatter.loads(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""  # counts the first ---
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputFormatError(
+            f"{path}:{where} front matter is not valid YAML ({problem})"
+        ) from None
 
 
 def _classify_text(path: Path, text: str, stripped: str) -> str | None:

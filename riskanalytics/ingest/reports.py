@@ -319,6 +319,15 @@ def read_csv_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
                     f"more cells than the {len(reader.fieldnames)} header columns",
                 )
                 continue
+            present = sum(value is not None for value in row.values())
+            if present < len(reader.fieldnames):
+                ctx.skip(
+                    path,
+                    where,
+                    f"{present} cells, fewer than the {len(reader.fieldnames)} "
+                    "header columns",
+                )
+                continue
             try:
                 record = generic_record(row, "csv", ctx)
             except (RecordError, ValueError) as exc:

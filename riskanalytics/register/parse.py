@@ -543,13 +543,20 @@ def scheme_number(scheme: str, risk_id: str) -> int | None:
 
 def _decode(path: Path, data: bytes) -> str:
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise RegisterFormatError(
             f"{path}:{line}: expected UTF-8 text, found byte "
             f"0x{data[exc.start]:02x} that is not valid UTF-8"
         ) from None
+    nul = data.find(b"\0")
+    if nul >= 0:  # valid UTF-8, but binary: a NUL is no Markdown
+        line = data[:nul].count(b"\n") + 1
+        raise RegisterFormatError(
+            f"{path}:{line}: expected Markdown text, found a NUL byte (binary data)"
+        )
+    return text
 
 
 def _missing_id_error(path: Path, table: Table) -> RegisterFormatError:
@@ -758,7 +765,13 @@ def _history_frame(path: Path, table: Table | None, warnings: list[str]):
             if _normalize_header(h) in _HISTORY_FIELDS
         }
         table.fields = fields
+        width = len(table.header)
         for line, values in zip(table.rows, table.values, strict=True):
+            if len(values) != width:  # misread, its incident would be recorded twice
+                raise RegisterFormatError(
+                    f"{path}:{line + 1}: expected {width} cells as in the history "
+                    f"header on line {table.header_line + 1}, found {len(values)}"
+                )
             record = {"line": line + 1}
             for name, col in fields.items():
                 record[name] = values[col] if col < len(values) else ""

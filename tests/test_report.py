@@ -1,0 +1,104 @@
+"""The report's tables and headlines, as the notebooks show them."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from riskanalytics import report
+from riskanalytics.register.update import Realization, RegisterUpdate
+
+
+def _update(*realized: Realization) -> RegisterUpdate:
+    return RegisterUpdate(
+        old_text="",
+        new_text="x",
+        diff="",
+        realized=list(realized),
+        created={"MAN-1/review-1": "R-033"},
+        already_recorded=[],
+        changed=True,
+    )
+
+
+def test_update_table_shows_a_reviewed_entry_without_a_match_score():
+    reviewed = Realization(
+        risk_id="R-004",
+        incident_id="MAN-1",
+        date=None,
+        source="review",
+        match_score=None,
+        mitigation_verdict="failed",
+        event="reviewed",
+    )
+    matched = Realization(
+        risk_id="R-009",
+        incident_id="MAN-2",
+        date=None,
+        source="csv",
+        match_score=76.34,
+        mitigation_verdict="unknown",
+    )
+    table = report.update_table(_update(reviewed, matched)).data
+    assert list(table["event"]) == ["reviewed", "realized", "created"]
+    assert list(table["match score"])[:2] == ["", 76.3]
+
+
+def test_tables_show_short_numbers_and_escape_incident_text():
+    table = pd.DataFrame(
+        {
+            "title": ["<img src=x onerror=alert(1)> disk full"],
+            "match_score": [74.1],
+            "p_year": [0.65],
+            "rating": [100.0],
+        }
+    )
+    html = report._present(table).to_html()
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt; disk full" in html
+    assert ">74.1<" in html and ">0.65<" in html and ">100<" in html
+    assert "74.100000" not in html
+
+
+def test_evidence_runner_ups_read_like_candidates():
+    recon = pd.DataFrame(
+        [
+            {
+                "incident_id": "MAN-1",
+                "decision": "matched",
+                "evidence": {
+                    "runner_ups": [
+                        {"risk_id": "R-022", "score": 63.0},
+                        {"risk_id": "R-001", "score": 52.95},
+                    ]
+                },
+            }
+        ]
+    )
+    table = report.evidence_table(recon).data
+    assert table.loc[0, "runner ups"] == "R-022:63.0, R-001:53.0"
+
+
+def test_review_texts_show_markup_from_incidents_as_text(tmp_path):
+    path = tmp_path / "review-MAN-1.md"
+    path.write_text(
+        "---\nincident_id: MAN-1\n---\n# Post-incident review: disk full\n\n"
+        "**Root cause.** The <script>alert(1)</script> job filled the disk\n",
+        encoding="utf-8",
+    )
+    written = pd.DataFrame([{"review_path": str(path), "written": True}])
+    (text,) = report.review_texts(written)
+    assert "<script>" not in text
+    assert "&lt;script>alert(1)&lt;/script> job" in text
+    assert "incident_id" not in text
+
+
+def test_reconciliation_headline_counts_a_near_miss_apart():
+    recon = pd.DataFrame(
+        {
+            "outcome": ["realized", "realized", "new_risk"],
+            "near_miss": [False, True, False],
+        }
+    )
+    text = report.reconciliation_headline(recon)
+    assert "**1** realized a documented risk, **1** came near one" in text
+    assert "predicted **67%**" in text
