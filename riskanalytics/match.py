@@ -52,7 +52,7 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -63,7 +63,7 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 from rapidfuzz import fuzz, process
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from tqdm.auto import tqdm
 
 from riskanalytics.exceptions import ConfigError
 
@@ -162,7 +162,21 @@ _DOMAIN_STOP_WORDS = {
     "www",
     "com",
 }
-_STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | _DOMAIN_STOP_WORDS
+
+
+def _english_stop_words() -> frozenset[str]:
+    # scikit-learn's list, kept as a file: importing scikit-learn takes about a
+    # second, paid again by every worker process
+    text = (
+        resources.files("riskanalytics")
+        .joinpath("data/english_stop_words.txt")
+        .read_text(encoding="utf-8")
+    )
+    lines = (line.strip() for line in text.splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+_STOP_WORDS = _english_stop_words() | _DOMAIN_STOP_WORDS
 
 _TOKEN = re.compile(r"[^\W_]+")
 _CONSEQUENCE = re.compile(
@@ -521,10 +535,12 @@ class Matcher:
         Incident texts analysts confirmed for a risk, ``risk_id`` to texts;
         added to that risk's profile.
     workers
-        Worker processes that score chunks at once (``None``: one per core).
-        Used only when there are at least ``workers`` chunks; results are the
-        same as in one process. Scripts that use more than one then need the
-        usual ``if __name__ == "__main__":`` guard (workers are spawned).
+        Worker processes that score chunks at once. ``None`` (the default):
+        one per core for at least ``PARALLEL_MIN_INCIDENTS`` incidents, one
+        process otherwise. A number is used when there are at least that many
+        chunks. Results are the same as in one process. Scripts that use worker
+        processes need the usual ``if __name__ == "__main__":`` guard (workers
+        are spawned).
     """
 
     def __init__(
@@ -538,7 +554,7 @@ class Matcher:
         candidate_pool: int | None = 10,
         chunk_size: int = 2000,
         examples: Mapping[str, Sequence[str]] | None = None,
-        workers: int | None = 1,
+        workers: int | None = None,
     ):
         if not 0 <= review_threshold <= matched_threshold <= 100:
             raise ValueError(
@@ -552,7 +568,7 @@ class Matcher:
         self.top_k = int(top_k)
         self.candidate_pool = candidate_pool
         self.chunk_size = max(1, int(chunk_size))
-        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        self.workers = None if workers is None else max(1, int(workers))
         self.vocabulary = _Vocabulary(
             _validate_synonyms(synonyms, "synonyms")
             if synonyms is not None
@@ -665,7 +681,8 @@ class Matcher:
                 queries,
                 [self._risk_texts[j] for j in cand.ravel()],
                 scorer=fuzz.token_set_ratio,
-                workers=-1,
+                # every core, or one in a worker process (the workers use them)
+                workers=1 if _in_worker_process() else -1,
                 dtype=np.float32,
             )
             # spelling only refines risks that share a word or failure mode
@@ -752,15 +769,25 @@ class Matcher:
         """
         started = time.perf_counter()
         incidents = _normalise_incidents(incidents)
+        unique, codes = _distinct_texts(incidents)
         chunks = [
-            incidents.iloc[i : i + self.chunk_size]
-            for i in range(0, len(incidents), self.chunk_size)
+            unique.iloc[i : i + self.chunk_size]
+            for i in range(0, len(unique), self.chunk_size)
         ]
-        if self.workers > 1 and len(chunks) >= self.workers:
-            parts = self._match_in_workers(chunks)
-        else:
-            parts = [self._match_chunk(chunk) for chunk in chunks]
-        result = _concat(parts)
+        workers = self._workers_for(len(unique), len(chunks))
+        with tqdm(
+            total=len(unique),
+            desc="Matching incidents",
+            unit="incident",
+            disable=len(chunks) < 2 or None,
+            leave=False,
+        ) as bar:
+            if workers > 1:
+                parts = self._match_in_workers(chunks, workers)
+            else:
+                parts = map(self._match_chunk, chunks)
+            parts = [bar.update(len(part)) or part for part in parts]
+        result = _repeat_rows(_concat(parts), codes, incidents["incident_id"])
         log.info(
             "Matched %d incidents against %d risks in %.2f s: %s",
             len(result),
@@ -770,16 +797,27 @@ class Matcher:
         )
         return result
 
-    def _match_in_workers(self, chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    def _workers_for(self, n_incidents: int, n_chunks: int) -> int:
+        """Worker processes for a call: 1 means in this process."""
+        if self.workers is not None:
+            return self.workers if n_chunks >= self.workers else 1
+        if n_incidents < PARALLEL_MIN_INCIDENTS or _in_worker_process():
+            return 1
+        return max(1, min(os.cpu_count() or 1, n_chunks))
+
+    def _match_in_workers(
+        self, chunks: list[pd.DataFrame], workers: int
+    ) -> Iterator[pd.DataFrame]:
         # each worker receives the matcher once, then only chunks of text
+        log.debug("Matching %d chunks in %d worker processes", len(chunks), workers)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            max_workers=self.workers,
+            max_workers=workers,
             mp_context=context,
             initializer=_set_worker_matcher,
             initargs=(self,),
         ) as pool:
-            return list(pool.map(_match_in_worker, chunks))
+            yield from pool.map(_match_in_worker, chunks)
 
     def _match_chunk(self, incidents: pd.DataFrame) -> pd.DataFrame:
         ids = incidents["incident_id"].tolist()
@@ -815,6 +853,18 @@ class Matcher:
 
 
 _worker_matcher: Matcher | None = None
+
+
+#: Incidents from which ``Matcher(workers=None)`` uses one process per core
+#: (starting the workers takes about a second).
+PARALLEL_MIN_INCIDENTS = 20_000
+
+
+def _in_worker_process() -> bool:
+    """True in a started child process (a pool or Dask worker): no nested pools."""
+    current = multiprocessing.current_process()
+    started = not getattr(current, "_inheriting", False)
+    return multiprocessing.parent_process() is not None and started
 
 
 def _set_worker_matcher(matcher: Matcher) -> None:
@@ -959,6 +1009,57 @@ def _normalise_incidents(incidents: pd.DataFrame) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
+#: Incident fields the scores depend on: incidents equal in these score alike.
+_TEXT_FIELDS = ("title", "root_cause", "impact")
+
+
+def _distinct_texts(incidents: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The first incident of each distinct text, and each incident's row in it.
+
+    Backfills repeat texts (alerts of one rule, empty root causes); each distinct
+    text is analysed and scored once. The codes are ``None`` when every text is
+    distinct.
+    """
+    columns = [
+        [_field_text(v) for v in incidents[f]]
+        for f in _TEXT_FIELDS
+        if f in incidents.columns
+    ]
+    seen: dict[tuple[str, ...], int] = {}
+    codes = np.fromiter(
+        (seen.setdefault(key, len(seen)) for key in zip(*columns, strict=True)),
+        dtype=np.int64,
+        count=len(incidents),
+    )
+    if len(seen) == len(incidents):
+        return incidents, None
+    _, first = np.unique(codes, return_index=True)
+    log.debug("%d incidents, %d distinct texts", len(incidents), len(seen))
+    return incidents.iloc[first].reset_index(drop=True), codes
+
+
+def _repeat_rows(
+    result: pd.DataFrame, codes: np.ndarray | None, incident_ids: pd.Series
+) -> pd.DataFrame:
+    """Rows of the distinct texts' result, one per incident (see _distinct_texts)."""
+    if codes is None:
+        return result
+    repeated = result.take(codes).reset_index(drop=True)
+    repeated["incident_id"] = incident_ids.astype("string").reset_index(drop=True)
+    # each incident owns its evidence (a later change to one leaves the others)
+    repeated["evidence"] = [_copy_evidence(e) for e in repeated["evidence"]]
+    return repeated
+
+
+def _copy_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: [dict(v) for v in value]
+        if key == "runner_ups"
+        else (value.copy() if isinstance(value, (list, dict)) else value)
+        for key, value in evidence.items()
+    }
+
+
 def _matcher_for(
     risks: pd.DataFrame,
     config: MatchingConfig | None,
@@ -983,9 +1084,10 @@ def _match_dask(matcher: Matcher, incidents: pd.DataFrame, scheduler: str | None
     from dask.distributed import Client, LocalCluster
 
     incidents = _normalise_incidents(incidents)
+    unique, codes = _distinct_texts(incidents)
     chunks = [
-        incidents.iloc[i : i + matcher.chunk_size]
-        for i in range(0, len(incidents), matcher.chunk_size)
+        unique.iloc[i : i + matcher.chunk_size]
+        for i in range(0, len(unique), matcher.chunk_size)
     ]
     cluster = None
     if scheduler is None:
@@ -1001,7 +1103,7 @@ def _match_dask(matcher: Matcher, incidents: pd.DataFrame, scheduler: str | None
         if cluster is not None:
             cluster.close()
     log.info("Matched %d incidents on Dask in %d chunks", len(incidents), len(chunks))
-    return _concat(parts)
+    return _repeat_rows(_concat(parts), codes, incidents["incident_id"])
 
 
 def _run_chunk(matcher: Matcher, chunk: pd.DataFrame) -> pd.DataFrame:
