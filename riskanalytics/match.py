@@ -352,30 +352,40 @@ class _Vocabulary:
         for key in self.phrases:
             self.first[key[0]] = max(self.first.get(key[0], 0), len(key))
         self.prefixes = {k[:n] for k in self.phrases for n in range(1, len(k) + 1)}
+        # the phrases as a tree of tokens; a phrase's last node holds, under
+        # the key "" (never a token), its failure modes and its text
+        self.tree: dict[str, dict] = {}
+        for key, key_names in self.names.items():
+            node = self.tree
+            for token in key:
+                node = node.setdefault(token, {})
+            node[""] = (key_names, " ".join(key))
 
     def modes(self, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
         """Failure modes found (leftmost, longest phrase first), and the phrases."""
         found: list[str] = []
         phrases: list[str] = []
-        first, names, prefixes = self.first, self.names, self.prefixes
+        tree = self.tree
         end = len(tokens)
         following = 0
-        for i in [i for i, token in enumerate(tokens) if token in first]:
+        for i in [i for i, token in enumerate(tokens) if token in tree]:
             if i < following:
                 continue
             # extend while some phrase still starts this way; keep the longest
-            longest, n = None, 1
-            while i + n <= end:
-                key = tuple(tokens[i : i + n])
-                if key not in prefixes:
+            node = tree[tokens[i]]
+            longest = node.get("")
+            j = stop = i + 1
+            while j < end:
+                node = node.get(tokens[j])
+                if node is None:
                     break
-                if key in names:
-                    longest = key
-                n += 1
+                j += 1
+                if "" in node:
+                    longest, stop = node[""], j
             if longest is not None:
-                found.extend(names[longest])
-                phrases.append(" ".join(longest))
-                following = i + len(longest)
+                found.extend(longest[0])
+                phrases.append(longest[1])
+                following = stop
         return found, phrases
 
 
