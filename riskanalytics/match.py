@@ -23,13 +23,19 @@ profile, each between 0 and 1:
 - *spelling* (weight 0.20): rapidfuzz ``token_set_ratio`` of the raw texts,
   counted only for risks that share a word or a failure mode with the incident.
 
-The blend maps piecewise linearly onto 0-100: 0.242 gives 55, 1.0 gives 100.
+The blend maps piecewise linearly onto 0-100: 0.31 gives 55, 1.0 gives 100.
 
 Fields carry different weights: an incident's root cause counts most (its
 effect part, "... caused EFFECT", a little less), then its title, then its
 impact; a risk's description counts more
 than its mitigations and category, and a formal "There is a risk that CAUSE
 resulting in CONSEQUENCE" counts its cause more than its consequence.
+How specific a term is (its IDF) is counted over the risks' statements only
+(title, description, consequence, confirmed examples), not over mitigations and
+categories that many risks share; failure modes that name a technology rather
+than a failure (``CONTEXT_MODES``: Kubernetes) keep half their IDF, and a best
+risk that shares no other failure mode with the incident is sent to ``review``
+rather than ``matched``, whatever its score.
 
 Scale
 -----
@@ -108,12 +114,21 @@ RISK_FIELDS = {
     "examples": 0.5,
 }
 
+#: Risk fields that state what the risk predicts; they alone count towards how
+#: specific a term is (its document frequency over the register).
+STATEMENT_FIELDS = frozenset({"title", "description", "consequence", "examples"})
+
+#: Failure modes that name a technology rather than what went wrong, and the
+#: share of their IDF they keep: "the pods of our Kubernetes cluster" says
+#: where an incident happened, not which risk it realized.
+CONTEXT_MODES = {"kubernetes": 0.5}
+
 #: Blend of the three similarities (failure modes, words, spelling).
 BLEND = {"modes": 0.45, "words": 0.35, "spelling": 0.20}
 
-#: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.242
+#: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.31
 #: scores 55 (the default matched threshold) and 1 (identical texts) 100.
-_SCALE_KNOTS = ([0.0, 0.242, 1.0], [0.0, 55.0, 100.0])
+_SCALE_KNOTS = ([0.0, 0.31, 1.0], [0.0, 55.0, 100.0])
 
 _DOMAIN_STOP_WORDS = {
     "risk",
@@ -188,7 +203,7 @@ _CONSEQUENCE = re.compile(
 _MODE_PREFIX = "fm:"
 _SENTENCE = re.compile(r"[.!?;]\s+|\n+")
 _CAUSE_THEN_EFFECT = (
-    r"caused|causing|causes|led to|leading to|leads to|resulted in|"
+    r"caused|causing|causes|led to|leading to|leads to|lead to|resulted in|"
     r"resulting in|results in|triggered|triggering|took down|taking down|"
     r"brought down|which meant|so that"
 )
@@ -429,19 +444,39 @@ def _split_consequence(description: str) -> tuple[str, str]:
 
 
 class _Space:
-    """A sparse term space (failure modes or words) fitted on the risk profiles."""
+    """A sparse term space (failure modes or words) fitted on the risk profiles.
 
-    def __init__(self, docs: list[dict[str, list[str]]]):
+    A term's document frequency counts the risks whose statement (``STATEMENT_
+    FIELDS``) uses it: mitigations and categories repeat across risks ("Data",
+    "alerts", "canary") without making a term less specific to what a risk
+    predicts. A term found only outside the statements counts every field.
+    ``weights`` scale the IDF of some terms (see ``CONTEXT_MODES``).
+    """
+
+    def __init__(
+        self,
+        docs: list[dict[str, list[str]]],
+        weights: Mapping[str, float] | None = None,
+    ):
         df: dict[str, int] = {}
+        rest: dict[str, int] = {}
         for doc in docs:
-            for term in set().union(*doc.values()) if doc else ():
+            statement = [v for k, v in doc.items() if k in STATEMENT_FIELDS]
+            for term in set().union(*statement) if statement else ():
                 df[term] = df.get(term, 0) + 1
+            for term in set().union(*doc.values()) if doc else ():
+                rest[term] = rest.get(term, 0) + 1
+        for term, count in rest.items():
+            df.setdefault(term, count)
         self.terms = sorted(df)
         self.index = {term: i for i, term in enumerate(self.terms)}
         n = len(docs)
         self.idf = np.array(
             [math.log((1 + n) / (1 + df[t])) + 1.0 for t in sorted(df)], dtype=float
         )
+        for term, weight in (weights or {}).items():
+            if term in self.index:
+                self.idf[self.index[term]] *= weight
         self.idf_list = self.idf.tolist()
         self.oov_idf = math.log(1 + n) + 1.0
 
@@ -585,7 +620,10 @@ class Matcher:
             else _packaged_synonyms()
         )
         self.risk_ids, profiles, texts = self._profiles(risks, examples or {})
-        self._modes = _Space([p[0] for p in profiles])
+        self._modes = _Space(
+            [p[0] for p in profiles],
+            {_MODE_PREFIX + m: w for m, w in CONTEXT_MODES.items()},
+        )
         self._words = _Space([p[1] for p in profiles])
         self._risk_modes = self._modes.matrix([p[0] for p in profiles], RISK_FIELDS)
         self._risk_words = self._words.matrix([p[1] for p in profiles], RISK_FIELDS)
@@ -775,7 +813,10 @@ class Matcher:
             One row per incident, in input order, with ``schema.MATCH_COLUMNS``
             and ``decided_by`` (``"score"``): ``match_score`` 0 to 100 of the best
             candidate, ``risk_id`` only when ``decision == "matched"``,
-            ``candidates`` as ``RISK_ID:score;...`` best first.
+            ``candidates`` as ``RISK_ID:score;...`` best first. ``decision`` is
+            ``matched`` from ``matched_threshold`` on, unless the best risk
+            shares only context failure modes (``CONTEXT_MODES``) with the
+            incident: then ``review``.
         """
         started = time.perf_counter()
         incidents = _normalise_incidents(incidents)
@@ -846,6 +887,14 @@ class Matcher:
             ]
             best = row_scores[0] if listed else 0.0
             decision = self._decide(round(best, 1)) if listed else "new"
+            evidence = (
+                self._evidence(modes[n], words[n], row_cand[0], listed)
+                if listed
+                else _no_evidence()
+            )
+            if decision == "matched" and _only_context(evidence["failure_modes"]):
+                # sharing where it happened is not sharing what went wrong
+                decision = "review"
             records.append(
                 {
                     "incident_id": ids[n],
@@ -853,13 +902,16 @@ class Matcher:
                     "match_score": round(best, 1),
                     "decision": decision,
                     "candidates": ";".join(f"{r}:{s:.1f}" for r, s in listed),
-                    "evidence": self._evidence(modes[n], words[n], row_cand[0], listed)
-                    if listed
-                    else _no_evidence(),
+                    "evidence": evidence,
                     "decided_by": "score",
                 }
             )
         return _frame(records)
+
+
+def _only_context(failure_modes: Sequence[str]) -> bool:
+    """Whether the shared failure modes are all context modes (and some are)."""
+    return bool(failure_modes) and all(m in CONTEXT_MODES for m in failure_modes)
 
 
 _worker_matcher: Matcher | None = None

@@ -294,8 +294,8 @@ def test_dev_set_accuracy_stays_above_floor(dev):
         ranked = [c.split(":")[0] for c in row.candidates.split(";") if c]
         correct += predicted in ok
         top3 += bool(set(ranked[:3]) & set(ok)) or ok == ["NONE"]
-    assert correct / len(result) >= 0.68
-    assert top3 / len(result) >= 0.87
+    assert correct / len(result) >= 0.75
+    assert top3 / len(result) >= 0.90
 
 
 def test_synonyms_file_extends_the_vocabulary(tmp_path):
@@ -366,6 +366,7 @@ def test_candidate_search_by_blocks_equals_a_full_sort_with_ties():
         ("Routers crashed DUE TO a bad config push", "bad config", "routers"),
         ("Disk full. Writes failed because of the disk", "disk full", "writes"),
         ("Nothing links these words", "nothing links", ""),
+        ("Wrong bucket settings lead to a data leak", "bucket settings", "data leak"),
     ],
 )
 def test_root_cause_splits_into_cause_and_effect(text, cause, effect):
@@ -427,3 +428,77 @@ def test_worker_processes_by_default_only_for_large_inputs(monkeypatch):
 def test_packaged_stop_words_are_scikit_learns():
     text = pytest.importorskip("sklearn.feature_extraction.text")
     assert _english_stop_words() == text.ENGLISH_STOP_WORDS
+
+
+FORMAL = Path(__file__).parent / "fixtures" / "match" / "formal"
+
+
+def test_formal_register_of_another_domain_matches_its_incidents():
+    """'There is a risk that ...' statements, numeric scales, other columns."""
+    risks = read_register(FORMAL / "risk-register.md").risks
+    frame = pd.read_json(FORMAL / "incidents.jsonl", lines=True, dtype=False)
+    labels = pd.read_csv(FORMAL / "labels.csv", dtype=str)
+    result = Matcher(risks).match(frame)
+    expected = dict(zip(labels["id"], labels["best"], strict=True))
+    for row in result.itertuples():
+        first = row.candidates.split(":")[0] if row.candidates else "NONE"
+        if expected[row.incident_id] == "NONE":
+            assert row.decision != "matched", row.incident_id
+        else:
+            assert first == expected[row.incident_id], row.incident_id
+    matched = result[result["decision"] == "matched"]
+    assert len(matched) >= 6
+    assert (matched["risk_id"] == matched["incident_id"].map(expected)).all()
+
+
+def test_a_bare_key_is_not_a_credential():
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "C-1", "description": "Expired credentials break logins"},
+            {"risk_id": "C-2", "description": "A disk fills up and writes fail"},
+        ]
+    )
+    row = one(Matcher(risks), root_cause="The Enter key on one laptop was stuck")
+    assert row["decision"] != "matched"
+    assert "credentials" not in row["evidence"]["failure_modes"]
+    row = one(Matcher(risks), root_cause="An API key was rotated and logins failed")
+    assert row["risk_id"] == "C-1"
+
+
+def test_the_platform_weighs_less_than_what_failed():
+    row = one(
+        Matcher(RISKS),
+        title="Kubernetes outage",
+        root_cause="The disk of a Kubernetes node filled up and pods failed",
+    )
+    assert row["candidates"].split(":")[0] == "R-4"
+
+
+def test_categories_and_mitigations_do_not_make_a_failure_mode_common():
+    described = RISKS.assign(category="Software", mitigations="Memory limits")
+    plain = RISKS.assign(category="", mitigations="")
+    a, b = Matcher(described)._modes, Matcher(plain)._modes
+    term = "fm:memory"
+    assert a.idf[a.index[term]] == pytest.approx(b.idf[b.index[term]])
+    # a term found only in a category still has a weight
+    only = RISKS.assign(category=["Software", "", "", ""])
+    space = Matcher(only)._modes
+    assert space.idf[space.index["fm:software_bug"]] > 0
+
+
+def test_sharing_only_the_platform_is_reviewed_not_matched():
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "K-1", "description": "A Kubernetes upgrade breaks pods"},
+            {"risk_id": "K-2", "description": "A disk fills up and writes fail"},
+        ]
+    )
+    row = one(Matcher(risks), title="Kubernetes", root_cause="Kubernetes pods")
+    assert row["candidates"].split(":")[0] == "K-1"
+    assert row["match_score"] >= 55
+    assert row["evidence"]["failure_modes"] == ["kubernetes"]
+    assert row["decision"] == "review"
+    assert pd.isna(row["risk_id"])
+    row = one(Matcher(risks), root_cause="The Kubernetes upgrade broke all pods")
+    assert row["decision"] == "matched"
+    assert row["risk_id"] == "K-1"
