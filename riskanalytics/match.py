@@ -45,8 +45,13 @@ with incidents x risks), and only the best ``candidate_pool`` risks of each
 incident are re-scored for spelling (the spelling weight can reorder only
 risks whose retrieval scores are within 0.2 of each other). With a pool at
 least as large as the register (``candidate_pool=None``) every pair is scored;
-on the dev set the default pool of 10 gives the same answers. ``engine: dask``
-in the config runs the chunks on a Dask cluster with identical results.
+on the dev set the default pool of 10 gives the same answers. Each distinct
+incident text (title, root cause, impact) is analysed and scored once, and its
+row repeated for the incidents that share it. From ``PARALLEL_MIN_INCIDENTS``
+distinct texts on, chunks are scored in one worker process per core (each
+re-scores spelling on one thread; in one process the re-score uses every
+core). ``engine: dask`` in the config runs the chunks on a Dask cluster with
+identical results.
 """
 
 from __future__ import annotations
@@ -581,8 +586,8 @@ class Matcher:
         added to that risk's profile.
     workers
         Worker processes that score chunks at once. ``None`` (the default):
-        one per core for at least ``PARALLEL_MIN_INCIDENTS`` incidents, one
-        process otherwise. A number is used when there are at least that many
+        one per core for at least ``PARALLEL_MIN_INCIDENTS`` distinct incident
+        texts, one process otherwise. A number is used when there are at least that many
         chunks. Results are the same as in one process. Scripts that use worker
         processes need the usual ``if __name__ == "__main__":`` guard (workers
         are spawned).
@@ -917,9 +922,10 @@ def _only_context(failure_modes: Sequence[str]) -> bool:
 _worker_matcher: Matcher | None = None
 
 
-#: Incidents from which ``Matcher(workers=None)`` uses one process per core
-#: (starting the workers takes about a second).
-PARALLEL_MIN_INCIDENTS = 20_000
+#: Distinct incident texts from which ``Matcher(workers=None)`` uses one
+#: process per core: starting the workers takes one to two seconds, so below
+#: this one process is about as fast.
+PARALLEL_MIN_INCIDENTS = 30_000
 
 
 def _in_worker_process() -> bool:
