@@ -14,16 +14,16 @@ Every score is on one scale, ``SCORE_SCALE = (0, 100)``:
 A score blends three similarities between the incident's text and the risk's
 profile, each between 0 and 1:
 
-- *failure modes* (weight 0.45): both texts are mapped onto a vocabulary of
+- *failure modes* (weight 0.50): both texts are mapped onto a vocabulary of
   failure modes (``riskanalytics/data/synonyms.yaml``: "OOMKilled", "out of
   memory" and "memory leak" all mean ``memory``); a cosine of TF-IDF vectors
   whose weights say how specific each mode is to few risks of the register;
-- *words* (weight 0.35): the same cosine over lightly stemmed words and word
+- *words* (weight 0.30): the same cosine over lightly stemmed words and word
   pairs;
 - *spelling* (weight 0.20): rapidfuzz ``token_set_ratio`` of the raw texts,
   counted only for risks that share a word or a failure mode with the incident.
 
-The blend maps piecewise linearly onto 0-100: 0.31 gives 55, 1.0 gives 100.
+The blend maps piecewise linearly onto 0-100: 0.30 gives 55, 1.0 gives 100.
 
 Fields carry different weights: an incident's root cause counts most (its
 effect part, "... caused EFFECT", a little less), then its title, then its
@@ -34,8 +34,13 @@ How specific a term is (its IDF) is counted over the risks' statements only
 (title, description, consequence, confirmed examples), not over mitigations and
 categories that many risks share; failure modes that name a technology rather
 than a failure (``CONTEXT_MODES``: Kubernetes) keep half their IDF, and a best
-risk that shares no other failure mode with the incident is sent to ``review``
-rather than ``matched``, whatever its score.
+risk that shares no other failure mode with the incident, though it names one,
+is sent to ``review`` rather than ``matched``, whatever its score (a risk about
+the platform itself has nothing else to share, and is exempt).
+An incident's failure modes that no risk of the register names count fully in
+its norm (a plain cosine): an incident about something else does not match on
+one generic mode it shares; of its words, those the register does not use count
+a quarter.
 
 Scale
 -----
@@ -129,11 +134,11 @@ STATEMENT_FIELDS = frozenset({"title", "description", "consequence", "examples"}
 CONTEXT_MODES = {"kubernetes": 0.5}
 
 #: Blend of the three similarities (failure modes, words, spelling).
-BLEND = {"modes": 0.45, "words": 0.35, "spelling": 0.20}
+BLEND = {"modes": 0.50, "words": 0.30, "spelling": 0.20}
 
-#: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.31
+#: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.30
 #: scores 55 (the default matched threshold) and 1 (identical texts) 100.
-_SCALE_KNOTS = ([0.0, 0.31, 1.0], [0.0, 55.0, 100.0])
+_SCALE_KNOTS = ([0.0, 0.30, 1.0], [0.0, 55.0, 100.0])
 
 _DOMAIN_STOP_WORDS = {
     "risk",
@@ -455,14 +460,18 @@ class _Space:
     FIELDS``) uses it: mitigations and categories repeat across risks ("Data",
     "alerts", "canary") without making a term less specific to what a risk
     predicts. A term found only outside the statements counts every field.
-    ``weights`` scale the IDF of some terms (see ``CONTEXT_MODES``).
+    ``weights`` scale the IDF of some terms (see ``CONTEXT_MODES``);
+    ``oov_share`` is the share of a document's out-of-register terms counted in
+    its norm.
     """
 
     def __init__(
         self,
         docs: list[dict[str, list[str]]],
         weights: Mapping[str, float] | None = None,
+        oov_share: float = 0.25,
     ):
+        self.oov_share = oov_share
         df: dict[str, int] = {}
         rest: dict[str, int] = {}
         for doc in docs:
@@ -519,7 +528,9 @@ class _Space:
         column = column_of[key_code]
         known = column >= 0
         tf = np.where(counts == 1, 1.0, 1.0 + np.log(counts))
-        value = tf * np.where(known, self.idf[np.maximum(column, 0)], self.oov_idf)
+        # a register may name no term of this space at all (no failure mode)
+        idf = self.idf[np.maximum(column, 0)] if len(self.idf) else 0.0
+        value = tf * np.where(known, idf, self.oov_idf)
 
         # each field normalised on all its terms, then weighted
         square = np.bincount(key_group, value * value, minlength=len(lengths))
@@ -545,7 +556,7 @@ class _Space:
             matrix.data * matrix.data,
             minlength=n_docs,
         )
-        norm = np.sqrt(row_square + _OOV_SHARE * doc_oov)
+        norm = np.sqrt(row_square + self.oov_share * doc_oov)
         norm[norm == 0] = 1.0
         matrix.data /= np.repeat(norm, np.diff(matrix.indptr))
         matrix.eliminate_zeros()
@@ -556,8 +567,10 @@ class _Space:
 _SPELLING_TEXT_LIMIT = 2000
 
 #: Share of an incident's out-of-register vocabulary counted in its norm
-#: (0: only words the register uses count; 1: a plain cosine).
-_OOV_SHARE = 0.25
+#: (0: only words the register uses count; 1: a plain cosine). Failure modes
+#: count fully: an incident whose failure modes no risk names is about
+#: something else, whatever one generic mode it shares.
+_OOV_SHARE = {"modes": 1.0, "words": 0.25}
 
 
 class Matcher:
@@ -628,8 +641,9 @@ class Matcher:
         self._modes = _Space(
             [p[0] for p in profiles],
             {_MODE_PREFIX + m: w for m, w in CONTEXT_MODES.items()},
+            oov_share=_OOV_SHARE["modes"],
         )
-        self._words = _Space([p[1] for p in profiles])
+        self._words = _Space([p[1] for p in profiles], oov_share=_OOV_SHARE["words"])
         self._risk_modes = self._modes.matrix([p[0] for p in profiles], RISK_FIELDS)
         self._risk_words = self._words.matrix([p[1] for p in profiles], RISK_FIELDS)
         self._risk_rows = (self._risk_modes, self._risk_words)
@@ -787,6 +801,17 @@ class Matcher:
             "runner_ups": [{"risk_id": rid, "score": s} for rid, s in candidates[1:]],
         }
 
+    def _only_context(self, shared: Sequence[str], risk_index: int) -> bool:
+        """Whether the incident shares only context modes with a risk that names
+        some other failure mode (a risk about the platform itself is exempt)."""
+        if not shared or any(m not in CONTEXT_MODES for m in shared):
+            return False
+        own = self._risk_term_cache[risk_index]  # filled by _evidence
+        return any(
+            t.startswith(_MODE_PREFIX) and t[len(_MODE_PREFIX) :] not in CONTEXT_MODES
+            for t in own
+        )
+
     def _risk_terms(self, risk_index: int) -> frozenset[str]:
         risk_terms = set()
         for space, rows in zip(
@@ -821,7 +846,7 @@ class Matcher:
             ``candidates`` as ``RISK_ID:score;...`` best first. ``decision`` is
             ``matched`` from ``matched_threshold`` on, unless the best risk
             shares only context failure modes (``CONTEXT_MODES``) with the
-            incident: then ``review``.
+            incident while it names another one: then ``review``.
         """
         started = time.perf_counter()
         incidents = _normalise_incidents(incidents)
@@ -897,7 +922,9 @@ class Matcher:
                 if listed
                 else _no_evidence()
             )
-            if decision == "matched" and _only_context(evidence["failure_modes"]):
+            if decision == "matched" and self._only_context(
+                evidence["failure_modes"], row_cand[0]
+            ):
                 # sharing where it happened is not sharing what went wrong
                 decision = "review"
             records.append(
@@ -912,11 +939,6 @@ class Matcher:
                 }
             )
         return _frame(records)
-
-
-def _only_context(failure_modes: Sequence[str]) -> bool:
-    """Whether the shared failure modes are all context modes (and some are)."""
-    return bool(failure_modes) and all(m in CONTEXT_MODES for m in failure_modes)
 
 
 _worker_matcher: Matcher | None = None
