@@ -1115,9 +1115,10 @@ def _distinct_texts(incidents: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray |
         for f in _TEXT_FIELDS
         if f in incidents.columns
     ]
+    keys = zip(*columns, strict=True) if columns else [()] * len(incidents)
     seen: dict[tuple[str, ...], int] = {}
     codes = np.fromiter(
-        (seen.setdefault(key, len(seen)) for key in zip(*columns, strict=True)),
+        (seen.setdefault(key, len(seen)) for key in keys),
         dtype=np.int64,
         count=len(incidents),
     )

@@ -402,6 +402,12 @@ def test_repeated_texts_are_scored_once_with_the_rows_of_scoring_each(dev):
     assert len({id(e) for e in evidence}) == len(evidence)
 
 
+def test_incidents_without_text_columns_are_new():
+    result = Matcher(RISKS).match(pd.DataFrame({"incident_id": ["a", "b"]}))
+    assert result["incident_id"].tolist() == ["a", "b"]
+    assert result["decision"].tolist() == ["new", "new"]
+
+
 def test_dask_engine_with_repeated_texts_gives_the_local_result():
     distributed = pytest.importorskip("dask.distributed")
     from riskanalytics.match import _match_dask
