@@ -79,7 +79,7 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 from rapidfuzz import fuzz, process
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from riskanalytics.exceptions import ConfigError
 
