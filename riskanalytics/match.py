@@ -600,10 +600,10 @@ class Matcher:
     workers
         Worker processes that score chunks at once. ``None`` (the default):
         one per core for at least ``PARALLEL_MIN_INCIDENTS`` distinct incident
-        texts, one process otherwise. A number is used when there are at least that many
-        chunks. Results are the same as in one process. Scripts that use worker
-        processes need the usual ``if __name__ == "__main__":`` guard (workers
-        are spawned).
+        texts, one process otherwise. A number is used when there are at least
+        that many chunks. Results are the same as in one process. Scripts that
+        use worker processes need the usual ``if __name__ == "__main__":``
+        guard (workers are spawned).
     """
 
     def __init__(
