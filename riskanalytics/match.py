@@ -50,8 +50,13 @@ with incidents x risks), and only the best ``candidate_pool`` risks of each
 incident are re-scored for spelling (the spelling weight can reorder only
 risks whose retrieval scores are within 0.2 of each other). With a pool at
 least as large as the register (``candidate_pool=None``) every pair is scored;
-on the dev set the default pool of 10 gives the same answers. ``engine: dask``
-in the config runs the chunks on a Dask cluster with identical results.
+on the dev set the default pool of 10 gives the same answers. Each distinct
+incident text (title, root cause, impact) is analysed and scored once, and its
+row repeated for the incidents that share it. From ``PARALLEL_MIN_INCIDENTS``
+distinct texts on, chunks are scored in one worker process per core (each
+re-scores spelling on one thread; in one process the re-score uses every
+core). ``engine: dask`` in the config runs the chunks on a Dask cluster with
+identical results.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -74,7 +79,7 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 from rapidfuzz import fuzz, process
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from tqdm import tqdm
 
 from riskanalytics.exceptions import ConfigError
 
@@ -182,7 +187,21 @@ _DOMAIN_STOP_WORDS = {
     "www",
     "com",
 }
-_STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | _DOMAIN_STOP_WORDS
+
+
+def _english_stop_words() -> frozenset[str]:
+    # scikit-learn's list, kept as a file: importing scikit-learn takes about a
+    # second, paid again by every worker process
+    text = (
+        resources.files("riskanalytics")
+        .joinpath("data/english_stop_words.txt")
+        .read_text(encoding="utf-8")
+    )
+    lines = (line.strip() for line in text.splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+_STOP_WORDS = _english_stop_words() | _DOMAIN_STOP_WORDS
 
 _TOKEN = re.compile(r"[^\W_]+")
 _CONSEQUENCE = re.compile(
@@ -358,30 +377,40 @@ class _Vocabulary:
         for key in self.phrases:
             self.first[key[0]] = max(self.first.get(key[0], 0), len(key))
         self.prefixes = {k[:n] for k in self.phrases for n in range(1, len(k) + 1)}
+        # the phrases as a tree of tokens; a phrase's last node holds, under
+        # the key "" (never a token), its failure modes and its text
+        self.tree: dict[str, dict] = {}
+        for key, key_names in self.names.items():
+            node = self.tree
+            for token in key:
+                node = node.setdefault(token, {})
+            node[""] = (key_names, " ".join(key))
 
     def modes(self, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
         """Failure modes found (leftmost, longest phrase first), and the phrases."""
         found: list[str] = []
         phrases: list[str] = []
-        first, names, prefixes = self.first, self.names, self.prefixes
+        tree = self.tree
         end = len(tokens)
         following = 0
-        for i in [i for i, token in enumerate(tokens) if token in first]:
+        for i in [i for i, token in enumerate(tokens) if token in tree]:
             if i < following:
                 continue
             # extend while some phrase still starts this way; keep the longest
-            longest, n = None, 1
-            while i + n <= end:
-                key = tuple(tokens[i : i + n])
-                if key not in prefixes:
+            node = tree[tokens[i]]
+            longest = node.get("")
+            j = stop = i + 1
+            while j < end:
+                node = node.get(tokens[j])
+                if node is None:
                     break
-                if key in names:
-                    longest = key
-                n += 1
+                j += 1
+                if "" in node:
+                    longest, stop = node[""], j
             if longest is not None:
-                found.extend(names[longest])
-                phrases.append(" ".join(longest))
-                following = i + len(longest)
+                found.extend(longest[0])
+                phrases.append(longest[1])
+                following = stop
         return found, phrases
 
 
@@ -569,10 +598,12 @@ class Matcher:
         Incident texts analysts confirmed for a risk, ``risk_id`` to texts;
         added to that risk's profile.
     workers
-        Worker processes that score chunks at once (``None``: one per core).
-        Used only when there are at least ``workers`` chunks; results are the
-        same as in one process. Scripts that use more than one then need the
-        usual ``if __name__ == "__main__":`` guard (workers are spawned).
+        Worker processes that score chunks at once. ``None`` (the default):
+        one per core for at least ``PARALLEL_MIN_INCIDENTS`` distinct incident
+        texts, one process otherwise. A number is used when there are at least
+        that many chunks. Results are the same as in one process. Scripts that
+        use worker processes need the usual ``if __name__ == "__main__":``
+        guard (workers are spawned).
     """
 
     def __init__(
@@ -586,7 +617,7 @@ class Matcher:
         candidate_pool: int | None = 10,
         chunk_size: int = 2000,
         examples: Mapping[str, Sequence[str]] | None = None,
-        workers: int | None = 1,
+        workers: int | None = None,
     ):
         if not 0 <= review_threshold <= matched_threshold <= 100:
             raise ValueError(
@@ -600,7 +631,7 @@ class Matcher:
         self.top_k = int(top_k)
         self.candidate_pool = candidate_pool
         self.chunk_size = max(1, int(chunk_size))
-        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        self.workers = None if workers is None else max(1, int(workers))
         self.vocabulary = _Vocabulary(
             _validate_synonyms(synonyms, "synonyms")
             if synonyms is not None
@@ -717,7 +748,8 @@ class Matcher:
                 queries,
                 [self._risk_texts[j] for j in cand.ravel()],
                 scorer=fuzz.token_set_ratio,
-                workers=-1,
+                # every core, or one in a worker process (the workers use them)
+                workers=1 if _in_worker_process() else -1,
                 dtype=np.float32,
             )
             # spelling only refines risks that share a word or failure mode
@@ -818,15 +850,25 @@ class Matcher:
         """
         started = time.perf_counter()
         incidents = _normalise_incidents(incidents)
+        unique, codes = _distinct_texts(incidents)
         chunks = [
-            incidents.iloc[i : i + self.chunk_size]
-            for i in range(0, len(incidents), self.chunk_size)
+            unique.iloc[i : i + self.chunk_size]
+            for i in range(0, len(unique), self.chunk_size)
         ]
-        if self.workers > 1 and len(chunks) >= self.workers:
-            parts = self._match_in_workers(chunks)
-        else:
-            parts = [self._match_chunk(chunk) for chunk in chunks]
-        result = _concat(parts)
+        workers = self._workers_for(len(unique), len(chunks))
+        with tqdm(
+            total=len(unique),
+            desc="Matching incidents",
+            unit="incident",
+            disable=len(chunks) < 2 or None,
+            leave=False,
+        ) as bar:
+            if workers > 1:
+                parts = self._match_in_workers(chunks, workers)
+            else:
+                parts = map(self._match_chunk, chunks)
+            parts = [bar.update(len(part)) or part for part in parts]
+        result = _repeat_rows(_concat(parts), codes, incidents["incident_id"])
         log.info(
             "Matched %d incidents against %d risks in %.2f s: %s",
             len(result),
@@ -836,16 +878,27 @@ class Matcher:
         )
         return result
 
-    def _match_in_workers(self, chunks: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    def _workers_for(self, n_incidents: int, n_chunks: int) -> int:
+        """Worker processes for a call: 1 means in this process."""
+        if self.workers is not None:
+            return self.workers if n_chunks >= self.workers else 1
+        if n_incidents < PARALLEL_MIN_INCIDENTS or _in_worker_process():
+            return 1
+        return max(1, min(os.cpu_count() or 1, n_chunks))
+
+    def _match_in_workers(
+        self, chunks: list[pd.DataFrame], workers: int
+    ) -> Iterator[pd.DataFrame]:
         # each worker receives the matcher once, then only chunks of text
+        log.debug("Matching %d chunks in %d worker processes", len(chunks), workers)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            max_workers=self.workers,
+            max_workers=workers,
             mp_context=context,
             initializer=_set_worker_matcher,
             initargs=(self,),
         ) as pool:
-            return list(pool.map(_match_in_worker, chunks))
+            yield from pool.map(_match_in_worker, chunks)
 
     def _match_chunk(self, incidents: pd.DataFrame) -> pd.DataFrame:
         ids = incidents["incident_id"].tolist()
@@ -889,6 +942,19 @@ class Matcher:
 
 
 _worker_matcher: Matcher | None = None
+
+
+#: Distinct incident texts from which ``Matcher(workers=None)`` uses one
+#: process per core: starting the workers takes one to two seconds, so below
+#: this one process is about as fast.
+PARALLEL_MIN_INCIDENTS = 30_000
+
+
+def _in_worker_process() -> bool:
+    """True in a started child process (a pool or Dask worker): no nested pools."""
+    current = multiprocessing.current_process()
+    started = not getattr(current, "_inheriting", False)
+    return multiprocessing.parent_process() is not None and started
 
 
 def _set_worker_matcher(matcher: Matcher) -> None:
@@ -1033,6 +1099,58 @@ def _normalise_incidents(incidents: pd.DataFrame) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
+#: Incident fields the scores depend on: incidents equal in these score alike.
+_TEXT_FIELDS = ("title", "root_cause", "impact")
+
+
+def _distinct_texts(incidents: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The first incident of each distinct text, and each incident's row in it.
+
+    Backfills repeat texts (alerts of one rule, empty root causes); each distinct
+    text is analysed and scored once. The codes are ``None`` when every text is
+    distinct.
+    """
+    columns = [
+        [_field_text(v) for v in incidents[f]]
+        for f in _TEXT_FIELDS
+        if f in incidents.columns
+    ]
+    keys = zip(*columns, strict=True) if columns else [()] * len(incidents)
+    seen: dict[tuple[str, ...], int] = {}
+    codes = np.fromiter(
+        (seen.setdefault(key, len(seen)) for key in keys),
+        dtype=np.int64,
+        count=len(incidents),
+    )
+    if len(seen) == len(incidents):
+        return incidents, None
+    _, first = np.unique(codes, return_index=True)
+    log.debug("%d incidents, %d distinct texts", len(incidents), len(seen))
+    return incidents.iloc[first].reset_index(drop=True), codes
+
+
+def _repeat_rows(
+    result: pd.DataFrame, codes: np.ndarray | None, incident_ids: pd.Series
+) -> pd.DataFrame:
+    """Rows of the distinct texts' result, one per incident (see _distinct_texts)."""
+    if codes is None:
+        return result
+    repeated = result.take(codes).reset_index(drop=True)
+    repeated["incident_id"] = incident_ids.astype("string").reset_index(drop=True)
+    # each incident owns its evidence (a later change to one leaves the others)
+    repeated["evidence"] = [_copy_evidence(e) for e in repeated["evidence"]]
+    return repeated
+
+
+def _copy_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: [dict(v) for v in value]
+        if key == "runner_ups"
+        else (value.copy() if isinstance(value, (list, dict)) else value)
+        for key, value in evidence.items()
+    }
+
+
 def _matcher_for(
     risks: pd.DataFrame,
     config: MatchingConfig | None,
@@ -1057,9 +1175,10 @@ def _match_dask(matcher: Matcher, incidents: pd.DataFrame, scheduler: str | None
     from dask.distributed import Client, LocalCluster
 
     incidents = _normalise_incidents(incidents)
+    unique, codes = _distinct_texts(incidents)
     chunks = [
-        incidents.iloc[i : i + matcher.chunk_size]
-        for i in range(0, len(incidents), matcher.chunk_size)
+        unique.iloc[i : i + matcher.chunk_size]
+        for i in range(0, len(unique), matcher.chunk_size)
     ]
     cluster = None
     if scheduler is None:
@@ -1075,7 +1194,7 @@ def _match_dask(matcher: Matcher, incidents: pd.DataFrame, scheduler: str | None
         if cluster is not None:
             cluster.close()
     log.info("Matched %d incidents on Dask in %d chunks", len(incidents), len(chunks))
-    return _concat(parts)
+    return _repeat_rows(_concat(parts), codes, incidents["incident_id"])
 
 
 def _run_chunk(matcher: Matcher, chunk: pd.DataFrame) -> pd.DataFrame:

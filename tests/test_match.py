@@ -13,9 +13,11 @@ import pytest
 from riskanalytics.config import MatchingConfig
 from riskanalytics.exceptions import ConfigError
 from riskanalytics.match import (
+    PARALLEL_MIN_INCIDENTS,
     SCORE_SCALE,
     Matcher,
     _cause_and_effect,
+    _english_stop_words,
     _top_columns,
     load_synonyms,
     match_incidents,
@@ -381,6 +383,57 @@ def test_worker_processes_give_the_one_process_result(dev):
     alone = Matcher(risks, chunk_size=40).match(frame)
     shared = Matcher(risks, chunk_size=40, workers=2).match(frame)
     pd.testing.assert_frame_equal(alone, shared)
+
+
+def test_repeated_texts_are_scored_once_with_the_rows_of_scoring_each(dev):
+    risks, frame, _ = dev
+    rng = np.random.default_rng(5)
+    rows = frame.iloc[rng.integers(0, 40, size=120)].reset_index(drop=True)
+    rows.loc[::7, "root_cause"] = None  # empty texts repeat too
+    rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
+    matcher = Matcher(risks, chunk_size=50)
+    every_row = pd.concat(
+        [matcher._match_chunk(rows.iloc[i : i + 50]) for i in range(0, 120, 50)],
+        ignore_index=True,
+    )
+    once = matcher.match(rows)
+    pd.testing.assert_frame_equal(once, every_row)
+    evidence = once["evidence"].tolist()
+    assert len({id(e) for e in evidence}) == len(evidence)
+
+
+def test_incidents_without_text_columns_are_new():
+    result = Matcher(RISKS).match(pd.DataFrame({"incident_id": ["a", "b"]}))
+    assert result["incident_id"].tolist() == ["a", "b"]
+    assert result["decision"].tolist() == ["new", "new"]
+
+
+def test_dask_engine_with_repeated_texts_gives_the_local_result():
+    distributed = pytest.importorskip("dask.distributed")
+    from riskanalytics.match import _match_dask
+
+    rows = pd.concat([SOME] * 3, ignore_index=True)
+    rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
+    matcher = Matcher(RISKS, chunk_size=2)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        remote = _match_dask(matcher, rows, cluster.scheduler_address)
+    pd.testing.assert_frame_equal(matcher.match(rows), remote)
+
+
+def test_worker_processes_by_default_only_for_large_inputs(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    matcher = Matcher(RISKS)
+    assert matcher._workers_for(100, 1) == 1
+    assert matcher._workers_for(PARALLEL_MIN_INCIDENTS, 10) == 2
+    assert Matcher(RISKS, workers=1)._workers_for(PARALLEL_MIN_INCIDENTS, 10) == 1
+    assert Matcher(RISKS, workers=3)._workers_for(10, 2) == 1
+
+
+def test_packaged_stop_words_are_scikit_learns():
+    text = pytest.importorskip("sklearn.feature_extraction.text")
+    assert _english_stop_words() == text.ENGLISH_STOP_WORDS
 
 
 FORMAL = Path(__file__).parent / "fixtures" / "match" / "formal"
