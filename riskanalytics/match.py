@@ -1182,7 +1182,10 @@ def _match_dask(matcher: Matcher, incidents: pd.DataFrame, scheduler: str | None
     ]
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
+        # A free port for the dashboard: 8787 may be held by another cluster.
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
         scheduler = cluster.scheduler_address
     try:
         with Client(scheduler) as client:

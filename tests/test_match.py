@@ -323,7 +323,7 @@ def test_dask_engine_gives_the_local_result():
     rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
     local = match_incidents(rows, RISKS, MatchingConfig())
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         config = MatchingConfig(engine="dask", dask_scheduler=cluster.scheduler_address)
         remote = match_incidents(rows, RISKS, config)
@@ -339,7 +339,7 @@ def test_dask_engine_over_several_chunks_gives_the_local_result():
     rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
     matcher = Matcher(RISKS, chunk_size=3)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster:
         remote = _match_dask(matcher, rows, cluster.scheduler_address)
     pd.testing.assert_frame_equal(matcher.match(rows), remote)
@@ -416,7 +416,7 @@ def test_dask_engine_with_repeated_texts_gives_the_local_result():
     rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
     matcher = Matcher(RISKS, chunk_size=2)
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         remote = _match_dask(matcher, rows, cluster.scheduler_address)
     pd.testing.assert_frame_equal(matcher.match(rows), remote)
