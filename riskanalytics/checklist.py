@@ -23,6 +23,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from riskanalytics.exceptions import InputFormatError
+from riskanalytics.match import readable_terms
 
 __all__ = [
     "MITIGATION_ANSWERS",
@@ -74,7 +75,10 @@ def render_review(row: pd.Series, *, deadline_days: int, now: datetime) -> str:
     """Render the review Markdown for one reconciliation row."""
     deadline = pd.Timestamp(row["review_deadline"])
     evidence = row.get("evidence") if isinstance(row.get("evidence"), dict) else {}
-    shared = evidence.get("shared_terms") or []
+    shared = readable_terms(
+        evidence.get("shared_terms") or [],
+        *(row.get(key) for key in ("root_cause", "title", "impact")),
+    )
     meta = {
         "incident_id": str(row["incident_id"]),
         "status": "open",

@@ -92,6 +92,7 @@ __all__ = [
     "Matcher",
     "load_synonyms",
     "match_incidents",
+    "readable_terms",
 ]
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,35 @@ def _tokens(text: str) -> list[str]:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     return list(map(_STEMS.__getitem__, _TOKEN.findall(text.lower())))
+
+
+def readable_terms(terms: Iterable[str], *texts: object) -> list[str]:
+    """Show matched stems as the words the incident used.
+
+    Parameters
+    ----------
+    terms
+        Stemmed terms or space-joined stem pairs, as in a match's evidence
+        (``shared_terms``, ``shared_phrases``).
+    texts
+        The incident's texts (title, root cause, impact); missing values are
+        ignored.
+
+    Returns
+    -------
+    list of str
+        Each term with every stem replaced by the first word of the texts that
+        has that stem (lower case); a stem the texts do not hold stays as it is.
+    """
+    words: dict[str, str] = {}
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        for word in _TOKEN.findall(text.lower()):
+            words.setdefault(_STEMS[word], word)
+    return [" ".join(words.get(stem, stem) for stem in t.split(" ")) for t in terms]
 
 
 def _packaged_synonyms() -> dict[str, list[str]]:

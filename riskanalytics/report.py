@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from riskanalytics.match import readable_terms
+
 __all__ = [
     "CHART_TITLES",
     "calibration_table",
@@ -139,10 +141,22 @@ def evidence_table(recon: pd.DataFrame) -> pd.DataFrame:
     """The evidence of every match, one row per incident."""
     rows = [
         {"incident_id": row["incident_id"], "decision": row["decision"]}
-        | _flatten(row["evidence"])
+        | _flatten(_readable(row))
         for _, row in recon.iterrows()
     ]
     return _present(pd.DataFrame(rows))
+
+
+def _readable(row: pd.Series) -> object:
+    """The row's evidence with shared stems shown as the incident's words."""
+    evidence = row["evidence"]
+    if not isinstance(evidence, dict):
+        return evidence
+    texts = [row.get(key) for key in ("root_cause", "title", "impact")]
+    return evidence | {
+        key: readable_terms(evidence.get(key) or [], *texts)
+        for key in ("shared_terms", "shared_phrases")
+    }
 
 
 def skipped_table(skipped: list) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import pytest
 from riskanalytics.checklist import (
     format_duration,
     read_review,
+    render_review,
     review_status,
     write_reviews,
 )
@@ -143,3 +144,11 @@ def test_reviews_are_readable_by_the_team(recon):
     result = write_reviews(recon, deadline_days=14, now=NOW)
     mode = Path(result.loc[0, "review_path"]).stat().st_mode & 0o777
     assert mode & 0o044 == 0o044
+
+
+def test_review_quotes_shared_terms_as_the_incident_wrote_them(recon):
+    evidence = {"shared_terms": ["certificat", "expir", "expiry"]}
+    row = recon.iloc[0].copy()
+    row["evidence"] = evidence
+    text = render_review(row, deadline_days=14, now=NOW)
+    assert "Terms shared with the risk: certificate, expired, expiry." in text

@@ -21,6 +21,7 @@ from riskanalytics.match import (
     _top_columns,
     load_synonyms,
     match_incidents,
+    readable_terms,
 )
 from riskanalytics.register import read_register
 from riskanalytics.schema import MATCH_COLUMNS
@@ -540,3 +541,14 @@ def test_a_register_that_names_no_failure_mode_still_matches_on_words():
     assert row["decision"] == "new"
     row = one(matcher, root_cause="A transcription error swapped two drug names")
     assert row["candidates"].split(":")[0] == "H-2"
+
+
+def test_readable_terms_show_stems_as_the_incident_words():
+    terms = ["certificat", "expir", "releas softwar", "dn"]
+    text = "A release of buggy software; the TLS Certificate EXPIRED."
+    assert readable_terms(terms, None, text) == [
+        "certificate",
+        "expired",
+        "release software",
+        "dn",
+    ]
