@@ -84,7 +84,7 @@ def test_match_as_json():
 def test_register_check_reports_the_sample_register():
     result = invoke("register", "check", str(ROOT / "learning" / "risk-register.md"))
     assert result.exit_code == 0, result.output
-    assert "30" in result.stdout
+    assert "30 risks, ids like R-001; a new risk gets R-031" in result.stdout
 
 
 def test_register_add_ids_previews_then_writes(tmp_path):

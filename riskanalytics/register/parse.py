@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "Register",
     "RegisterCheck",
     "check_register",
+    "next_ids",
     "read_register",
     "split_lines",
 ]
@@ -529,6 +531,23 @@ def id_scheme(ids: list[str]) -> str:
     return escaped + "{:d}"
 
 
+def next_ids(register: Register) -> Iterator[str]:
+    """The ids a new risk can take, in order: the file's scheme, numbers unused.
+
+    Numbers continue from the highest id in the table or the history, so an id
+    that a history row still names is never given again.
+    """
+    scheme = register.id_scheme
+    taken = set(register.risks["risk_id"]) | set(register.history["risk_id"])
+    numbers = [scheme_number(scheme, r) for r in taken if r]
+    number = max([n for n in numbers if n is not None], default=0)
+    while True:
+        number += 1
+        candidate = scheme.format(number)
+        if candidate not in taken:
+            yield candidate
+
+
 def scheme_number(scheme: str, risk_id: str) -> int | None:
     """The number of an id written in ``scheme``, or None if it is not."""
     prefix = scheme.split("{:")[0].replace("{{", "{").replace("}}", "}")
@@ -850,6 +869,7 @@ class RegisterCheck:
     columns: dict[str, str] = field(default_factory=dict)
     scale_names: dict[str, str] = field(default_factory=dict)
     id_scheme: str = ""
+    next_id: str = ""
     table_line: int | None = None
     table_kind: str = ""
     line_ending: str = ""
@@ -866,8 +886,8 @@ class RegisterCheck:
         if self.table_line is not None:
             out.append(
                 f"risk table: line {self.table_line} ({self.table_kind}), "
-                f"{self.risks} risks, ids like {self.id_scheme.format(1)} "
-                f"(scheme {self.id_scheme})"
+                f"{self.risks} risks, ids like {self.id_scheme.format(1)}; "
+                f"a new risk gets {self.next_id}"
             )
             for name, header in self.columns.items():
                 out.append(f"  {name:<12} <- {header}")
@@ -926,6 +946,7 @@ def check_register(path: str | Path) -> RegisterCheck:
         columns=register.columns,
         scale_names=register.scale_names,
         id_scheme=register.id_scheme,
+        next_id=next(next_ids(register)),
         table_line=register.table.header_line + 1,
         table_kind=register.table.kind,
         line_ending=common,

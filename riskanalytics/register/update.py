@@ -34,7 +34,7 @@ from riskanalytics.register.parse import (
     Table,
     cell_spans,
     line_ending,
-    scheme_number,
+    next_ids,
     split_lines,
 )
 
@@ -237,18 +237,6 @@ def _dominant_ending(lines: list[str]) -> str:
     return max(set(endings), key=endings.count) if endings else "\n"
 
 
-def _next_numbers(register: Register):
-    scheme = register.id_scheme
-    taken = set(register.risks["risk_id"]) | set(register.history["risk_id"])
-    numbers = [scheme_number(scheme, r) for r in taken if r]
-    number = max([n for n in numbers if n is not None], default=0)
-    while True:
-        number += 1
-        candidate = scheme.format(number)
-        if candidate not in taken:
-            yield candidate
-
-
 def plan_update(
     register: Register,
     realizations,
@@ -308,7 +296,7 @@ def plan_update(
     already: list[str] = []
     new_rows: dict[str, dict[str, str]] = {}
     events: list[dict[str, str]] = []
-    ids = _next_numbers(register)
+    ids = next_ids(register)
 
     # New risks first, so that a realization may name a risk created here.
     for risk in new_risks:
