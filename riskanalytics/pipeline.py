@@ -121,16 +121,31 @@ def _ingest(config: Config, inputs: Sequence[str | Path]):
     )
 
 
+#: History event of a realization an analyst's decision moved to another risk.
+WITHDRAWN = "withdrawn"
+
+
 def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """incident id -> (event, risk id) of what the register already records."""
+    """incident id -> (event, risk id) of what the register already records.
+
+    A realization later withdrawn (an analyst redirected the incident) no longer
+    counts; the history keeps both rows.
+    """
     if history is None or history.empty:
         return {}
-    found = {}
-    for _, row in history.iterrows():
-        event = str(row.get("event") or "realized").strip().lower()
-        found.setdefault(
-            str(row["incident_id"]).strip(), (event, str(row["risk_id"]).strip())
+    rows = [
+        (
+            str(row.get("event") or "realized").strip().lower(),
+            str(row["incident_id"]).strip(),
+            str(row["risk_id"]).strip(),
         )
+        for _, row in history.iterrows()
+    ]
+    withdrawn = {(i, r) for event, i, r in rows if event == WITHDRAWN}
+    found = {}
+    for event, incident_id, risk_id in rows:
+        if event != WITHDRAWN and (incident_id, risk_id) not in withdrawn:
+            found.setdefault(incident_id, (event, risk_id))
     return found
 
 
@@ -139,10 +154,36 @@ def _apply_history(
 ) -> pd.DataFrame:
     """Keep what the register already records for an incident: re-runs agree."""
     by_risk = risks.set_index("risk_id", drop=False)
+    recon["withdraws"] = None
     for i, row in recon.iterrows():
         kind, risk_id = recorded.get(str(row["incident_id"]), (None, None))
         if kind is None or risk_id not in by_risk.index:
             continue
+        if row.get("decided_by") == "analyst" and row["risk_id"] != risk_id:
+            if kind != "created" and row["outcome"] == "realized":
+                log.warning(
+                    "Incident %s is recorded as realizing %s; an analyst's decision "
+                    "names %s: the history records %s as withdrawn and %s as "
+                    "realized. The Status of %s is left as it is: change it by "
+                    "hand if no other incident realized it",
+                    row["incident_id"],
+                    risk_id,
+                    row["risk_id"],
+                    risk_id,
+                    row["risk_id"],
+                    risk_id,
+                )
+                recon.at[i, "withdraws"] = risk_id
+                continue
+            log.warning(
+                "Incident %s is recorded in the register as %s %s; an analyst's "
+                "decision (%s) is shown in the reports but not applied to the "
+                "register: edit the register by hand",
+                row["incident_id"],
+                kind,
+                risk_id,
+                row["outcome"],
+            )
         risk = by_risk.loc[risk_id]
         recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
         recon.at[i, "risk_id"] = risk_id
@@ -171,6 +212,19 @@ def _register_changes(
 
     realizations, new_risks = [], []
     for _, row in recon.iterrows():
+        if isinstance(row.get("withdraws"), str):
+            realizations.append(
+                Realization(
+                    risk_id=row["withdraws"],
+                    incident_id=str(row["incident_id"]),
+                    date=when(row),
+                    source=str(row["source"]),
+                    match_score=None,
+                    mitigation_verdict="",
+                    review_link=link(row),
+                    event=WITHDRAWN,
+                )
+            )
         if row["outcome"] == "realized":
             realizations.append(
                 Realization(

@@ -64,6 +64,7 @@ RECONCILIATION_COLUMNS = [
     "decision",
     "candidates",
     "evidence",
+    "decided_by",
     "review_path",
     "review_deadline",
 ]
@@ -328,6 +329,7 @@ def reconcile(
             match_score=float(match["match_score"]) if match is not None else 0.0,
             candidates=match["candidates"] if match is not None else "",
             evidence=match["evidence"] if match is not None else {},
+            decided_by=match.get("decided_by", "score") if match is not None else None,
             review_path=str(Path(config.reviews_dir) / review_filename(iid)),
             review_deadline=_deadline(incident, config.review_deadline_days, now),
         )

@@ -312,3 +312,36 @@ def test_run_starts_its_notebook_kernels_with_the_quiet_arguments(
     with pytest.raises(RuntimeError, match="stop after"):
         pipeline.run(config, trigger="manual", notify=False, run_id="quiet")
     assert seen["extra_arguments"] == pipeline.KERNEL_ARGUMENTS
+
+
+def test_redirect_after_recording_withdraws_the_old_risk_once(sample_project, caplog):
+    config = load_config(sample_project / "config.yaml")
+
+    def reconcile_and_update(run):
+        pipeline.stage_reconcile(config, sample_project / run)
+        pipeline.stage_register_update(config, sample_project / run)
+        return read_register(config.risk_register_path)
+
+    first = reconcile_and_update("first").history.set_index("incident_id")
+    incident = first.index[first["event"] == "realized"][0]
+    old = first.loc[incident, "risk_id"]
+    new = next(r for r in ("R-013", "R-014") if r != old)
+    config.decisions_path.write_text(
+        f"- incident_id: {incident}\n  action: redirect\n  risk_id: {new}\n",
+        encoding="utf-8",
+    )
+
+    redirected = reconcile_and_update("second")
+    rows = redirected.history[redirected.history["incident_id"] == incident]
+    assert [tuple(r) for r in rows[["risk_id", "event"]].values] == [
+        (old, "realized"),
+        (old, "withdrawn"),
+        (new, "realized"),
+    ]
+    statuses = redirected.risks.set_index("risk_id")["status"]
+    assert statuses[new] == "Realized" and statuses[old] == "Realized"
+    assert f"records {old} as withdrawn" in caplog.text
+
+    text = config.risk_register_path.read_bytes()
+    reconcile_and_update("third")
+    assert config.risk_register_path.read_bytes() == text
