@@ -89,6 +89,19 @@ def test_synonyms_bring_different_words_together(root_cause, expected):
     assert row["evidence"]["failure_modes"]
 
 
+def test_a_longer_phrase_keeps_the_failure_modes_of_its_shorter_form():
+    # "ddos" signals an overload and a breach; "ddos attack" must not drop one
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "R-1", "description": "A traffic spike overloads the site"},
+            {"risk_id": "R-2", "description": "A zebra escapes the zoo"},
+        ]
+    )
+    for text in ("A DDoS hit the site", "A DDoS attack hit the site"):
+        row = one(Matcher(risks), root_cause=text)
+        assert "overload" in row["evidence"]["failure_modes"], text
+
+
 def test_synonyms_explain_the_match_in_evidence():
     row = one(Matcher(RISKS), root_cause="Service OOMKilled repeatedly")
     assert "memory" in row["evidence"]["failure_modes"]
