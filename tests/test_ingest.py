@@ -920,10 +920,18 @@ def test_write_incidents_csv_round_trips_through_generic_reader(tmp_path):
         ("6/4/11 10:05", "2011-06-04T10:05"),  # M/D/YY
         ("12/31/99", "1999-12-31"),
         ("Thu Nov  1 18:33:05 UTC 2018", "2018-11-01T18:33:05"),
+        ("March 3 2026 10:00 PST", "2026-03-03T18:00"),
+        ("2026/03/03 10:00 CEST", "2026-03-03T08:00"),
     ],
 )
 def test_parse_time_forms(value, expected):
     assert parse_time(value) == ts(expected)
+
+
+@pytest.mark.parametrize("value", ["2026/03/03 10:00 B", "2026/03/03 10:00 IST"])
+def test_parse_time_refuses_a_zone_name_it_cannot_place(value):
+    with pytest.raises(ValueError, match="with a known zone"):
+        parse_time(value)
 
 
 def test_parse_time_not_ended_and_garbage():

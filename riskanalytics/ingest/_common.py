@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -299,10 +300,37 @@ def parse_time(value: Any, tz: ZoneInfo | str = "UTC") -> pd.Timestamp | None:
         raise ValueError(f"expected a date and time, found {value!r}") from exc
     if stamp is None:
         try:
-            stamp = pd.Timestamp(dateparser.parse(text))
+            with warnings.catch_warnings():
+                # a zone name dateutil does not know would silently be dropped
+                warnings.simplefilter("error", dateparser.UnknownTimezoneWarning)
+                stamp = pd.Timestamp(dateparser.parse(text, tzinfos=_ZONE_NAMES))
+        except dateparser.UnknownTimezoneWarning as exc:
+            raise ValueError(
+                f"expected a date and time with a known zone, found {value!r}"
+            ) from exc
         except (ValueError, OverflowError, TypeError) as exc:
             raise ValueError(f"expected a date and time, found {value!r}") from exc
     return _localize(stamp, tz)
+
+
+#: Zone abbreviations that name one offset; others (IST, ...) are refused.
+_ZONE_NAMES = {
+    name: offset * 3600
+    for name, offset in {
+        "EST": -5,
+        "EDT": -4,
+        "CST": -6,
+        "CDT": -5,
+        "MST": -7,
+        "MDT": -6,
+        "PST": -8,
+        "PDT": -7,
+        "CET": 1,
+        "CEST": 2,
+        "BST": 1,
+        "JST": 9,
+    }.items()
+}
 
 
 def _from_epoch(number: float) -> pd.Timestamp:
