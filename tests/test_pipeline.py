@@ -16,17 +16,9 @@ from riskanalytics.register import read_register
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """The sample project run twice on the same inputs."""
-    import shutil
+    from tests.conftest import copy_sample
 
-    from tests.conftest import ROOT
-
-    project = tmp_path_factory.mktemp("project")
-    shutil.copy(ROOT / "config.yaml", project / "config.yaml")
-    shutil.copytree(
-        ROOT / "learning",
-        project / "learning",
-        ignore=shutil.ignore_patterns("reviews", ".risk-register-backups", "*.lock"),
-    )
+    project = copy_sample(tmp_path_factory.mktemp("project"))
     config = load_config(project / "config.yaml")
     before = config.risk_register_path.read_bytes()
     first = pipeline.run(config, trigger="manual", run_id="first")
