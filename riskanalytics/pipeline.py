@@ -306,6 +306,9 @@ def _review_changes(
     if reviews is None or reviews.empty:
         return [], []
     by_incident = recon.set_index(recon["incident_id"].astype(str))
+    # a review says when it is due, not when it was done: the history dates a
+    # reviewer's answer by the run that first reads it
+    read_at = datetime.now(UTC)
     verdicts, named = [], []
     for _, review in reviews.iterrows():
         iid = str(review["incident_id"])
@@ -324,7 +327,7 @@ def _review_changes(
                 Realization(
                     risk_id=risk_id,
                     incident_id=iid,
-                    date=review["review_deadline"].to_pydatetime(),
+                    date=read_at,
                     source="review",
                     match_score=None,
                     mitigation_verdict=answer,
@@ -345,7 +348,7 @@ def _review_changes(
                     owner=str(review["owner"] or config.default_owner),
                     mitigations=None,
                     source="review",
-                    date=review["review_deadline"].to_pydatetime(),
+                    date=read_at,
                     match_score=None,
                     review_link=link,
                 )

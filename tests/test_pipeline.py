@@ -2,6 +2,7 @@
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -369,6 +370,9 @@ def test_review_of_an_incident_given_for_one_run_is_read_back_by_the_next(
     assert list(reviewed["incident_id"]) == [incident_id]
     assert list(reviewed["risk_id"]) == ["R-018"]
     assert list(reviewed["mitigation_verdict"]) == ["failed"]
+    # dated when the answer was read, not by the deadline two weeks ahead
+    dates = history.loc[history["source"] == "review", "date"]
+    assert set(dates.dt.strftime("%Y-%m-%d")) == {f"{datetime.now(UTC):%Y-%m-%d}"}
     named = register.risks[register.risks["description"].str.startswith("Vouchers")]
     assert named["impact"].iloc[0] == "Moderate"  # the middle of the scale
     assert named["likelihood"].iloc[0] == "Possible"
