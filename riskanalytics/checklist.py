@@ -83,7 +83,10 @@ def render_review(row: pd.Series, *, deadline_days: int, now: datetime) -> str:
         "incident_id": str(row["incident_id"]),
         "status": "open",
         "deadline": deadline.strftime("%Y-%m-%d"),
-        "outcome": row["outcome"],
+        # a near miss is recorded against the risk, but the risk did not happen
+        "outcome": "near-miss"
+        if row["outcome"] == "realized" and bool(row.get("near_miss")) is True
+        else row["outcome"],
         "risk_id": None if pd.isna(row.get("risk_id")) else str(row["risk_id"]),
         "owner": _show(row.get("owner"), "unassigned"),
         "mitigation_verdict": None

@@ -70,6 +70,8 @@ class Decisions:
 
     entries: tuple[Decision, ...] = ()
     path: Path | None = field(default=None, compare=False)
+    #: the line each entry starts on in the file (1-based), where known
+    lines: tuple[int, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -125,8 +127,24 @@ class Decisions:
         return examples
 
 
-def _parse_entry(path: Path, index: int, raw: Any) -> Decision:
-    where = f"{path}: entry {index}"
+def _where(path: Path | None, index: int, line: int | None = None) -> str:
+    """``file:line: entry i``: the line people see, and the 0-based index."""
+    return f"{path}:{line}: entry {index}" if line else f"{path}: entry {index}"
+
+
+def _entry_lines(text: str) -> tuple[int, ...]:
+    """The line (1-based) each item of a YAML list starts on; () if unknown."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        return ()
+    return tuple(item.start_mark.line + 1 for item in node.value)
+
+
+def _parse_entry(path: Path, index: int, raw: Any, line: int | None = None) -> Decision:
+    where = _where(path, index, line)
     if not isinstance(raw, Mapping):
         raise InputFormatError(
             f"{where}: expected a mapping with incident_id and action, "
@@ -193,7 +211,7 @@ def load_decisions(path: str | Path | None) -> Decisions:
     ------
     InputFormatError
         When the file is not YAML, not a list, or an entry is malformed; the
-        message names the file and the entry index (0-based).
+        message names the file, the line and the entry index (0-based).
     """
     if path is None:
         return Decisions()
@@ -216,21 +234,27 @@ def load_decisions(path: str | Path | None) -> Decisions:
         raise InputFormatError(
             f"{path}: expected a list of decisions, found {type(raw).__name__}"
         )
-    entries = tuple(_parse_entry(path, i, e) for i, e in enumerate(raw))
+    lines = _entry_lines(text)
+    entries = tuple(
+        _parse_entry(path, i, e, lines[i] if i < len(lines) else None)
+        for i, e in enumerate(raw)
+    )
     log.debug("Loaded %d match decisions from %s", len(entries), path)
-    return Decisions(entries, path)
+    return Decisions(entries, path, lines)
 
 
 def check_risk_ids(decisions: Decisions, risk_ids: set[str], register: Path) -> None:
     """Raise InputFormatError when an entry names a risk the register lacks.
 
-    The message names the decisions file, the entry index (0-based) and the
+    The message names the decisions file, the line, the entry index (0-based) and the
     register, so a typo in a risk id stops the run before anything is written.
     """
+    lines = decisions.lines
     for index, decision in enumerate(decisions):
         if decision.risk_id is not None and decision.risk_id not in risk_ids:
+            line = lines[index] if index < len(lines) else None
             raise InputFormatError(
-                f"{decisions.path}: entry {index}: risk_id {decision.risk_id!r} "
+                f"{_where(decisions.path, index, line)}: risk_id {decision.risk_id!r} "
                 f"is not a risk of {register}"
             )
 

@@ -70,6 +70,8 @@ class Fact:
     lines: tuple[str, ...]
     risk_id: str = ""
     incident_id: str = ""
+    near_miss: bool = False
+    review: bool = False
 
 
 @dataclass
@@ -256,6 +258,8 @@ def _reconciliation_fact(row: pd.Series) -> Fact | None:
         lines=tuple(lines),
         risk_id=risk_id,
         incident_id=incident_id,
+        near_miss=outcome == "realized" and _flag(row.get("near_miss")),
+        review=bool(_text(row.get("review_path"))),
     )
 
 
@@ -280,6 +284,7 @@ def _overdue_fact(row: pd.Series) -> Fact:
         lines=tuple(lines),
         risk_id=risk_id,
         incident_id=incident_id,
+        review=True,
     )
 
 
@@ -290,9 +295,13 @@ def _counted(n: int, word: str) -> str:
 def _render(owner: str, facts: Sequence[Fact], escalation: bool) -> tuple[str, str]:
     """The title and plain-text body of a message holding ``facts``."""
     counts = {kind: sum(f.kind == kind for f in facts) for kind in _KIND_ORDER}
+    near_misses = sum(f.near_miss for f in facts)
+    counts["realized"] -= near_misses
     summary = []
     if counts["realized"]:
         summary.append(_counted(counts["realized"], "realized risk"))
+    if near_misses:
+        summary.append(f"{near_misses} near miss" + ("es" if near_misses > 1 else ""))
     if counts["new_risk"]:
         summary.append(_counted(counts["new_risk"], "new risk"))
     if counts["needs_review"]:
@@ -309,6 +318,11 @@ def _render(owner: str, facts: Sequence[Fact], escalation: bool) -> tuple[str, s
     else:
         title = f"riskanalytics: {', '.join(summary)} for {owner}"
         intro = f"Risk register news for {owner}."
+        if any(f.review for f in facts):
+            intro += (
+                "\nFill in each post-incident review by its due date: in its front "
+                "matter set mitigations_worked, new_risks and status."
+            )
 
     blocks = [intro]
     for fact in sorted(facts, key=lambda f: (_KIND_ORDER[f.kind], f.key)):
@@ -374,6 +388,7 @@ def build_messages(
                     lines=fact.lines + (line,),
                     risk_id=fact.risk_id,
                     incident_id=fact.incident_id,
+                    near_miss=fact.near_miss,
                 )
             )
 

@@ -286,15 +286,29 @@ def apply_reviews(recon: pd.DataFrame, reviews: pd.DataFrame) -> pd.DataFrame:
 
 
 def _review_changes(
-    recon: pd.DataFrame, reviews, config: Config, register_dir, risks: pd.DataFrame
+    recon: pd.DataFrame,
+    reviews,
+    config: Config,
+    register_dir,
+    risks: pd.DataFrame,
+    recorded: dict | None = None,
 ):
-    """History entries for reviewers' verdicts, and the new risks they named."""
+    """History entries for reviewers' verdicts, and the new risks they named.
+
+    ``recorded`` is what the register's history already records per incident
+    (``_history_by_incident``): a review of an incident that this run's inputs
+    do not hold (a rollback log given to one run only) still counts for the
+    risk the register records it as realizing.
+    """
     from riskanalytics.reconcile import scale_word
     from riskanalytics.register import NewRisk, Realization
 
     if reviews is None or reviews.empty:
         return [], []
     by_incident = recon.set_index(recon["incident_id"].astype(str))
+    # a review says when it is due, not when it was done: the history dates a
+    # reviewer's answer by the run that first reads it
+    read_at = datetime.now(UTC)
     verdicts, named = [], []
     for _, review in reviews.iterrows():
         iid = str(review["incident_id"])
@@ -303,12 +317,17 @@ def _review_changes(
         if isinstance(row, pd.DataFrame):
             row = row.iloc[0]
         answer = _ANSWERS.get(str(review["mitigations_worked"]).lower())
-        if row is not None and row["outcome"] == "realized" and answer:
+        risk_id = None
+        if row is not None and row["outcome"] == "realized":
+            risk_id = str(row["risk_id"])
+        elif row is None and (recorded or {}).get(iid, ("", ""))[0] == "realized":
+            risk_id = recorded[iid][1]
+        if risk_id and answer:
             verdicts.append(
                 Realization(
-                    risk_id=str(row["risk_id"]),
+                    risk_id=risk_id,
                     incident_id=iid,
-                    date=review["review_deadline"].to_pydatetime(),
+                    date=read_at,
                     source="review",
                     match_score=None,
                     mitigation_verdict=answer,
@@ -325,11 +344,11 @@ def _review_changes(
                     description=str(text).strip(),
                     category="Unclassified",
                     likelihood=scale_word(risks, "likelihood", 3, "Possible"),
-                    impact=None,
+                    impact=scale_word(risks, "impact", 3, "Moderate"),
                     owner=str(review["owner"] or config.default_owner),
                     mitigations=None,
                     source="review",
-                    date=review["review_deadline"].to_pydatetime(),
+                    date=read_at,
                     match_score=None,
                     review_link=link,
                 )
@@ -388,7 +407,12 @@ def stage_reconcile(
         recon, config, config.risk_register_path.parent, register.risks
     )
     verdicts, named = _review_changes(
-        recon, reviews, config, config.risk_register_path.parent, register.risks
+        recon,
+        reviews,
+        config,
+        config.risk_register_path.parent,
+        register.risks,
+        recorded,
     )
     plan = plan_update(register, realizations + verdicts, new_risks + named)
     for incident_id, risk_id in plan.created.items():
@@ -425,12 +449,18 @@ def stage_register_update(
     config, run_dir = _config(config), Path(run_dir)
     result: ReconcileResult = load_stage(run_dir, "reconcile")
     recon = result.reconciliation
-    risks = read_register(config.risk_register_path).risks
+    register = read_register(config.risk_register_path)
+    risks = register.risks
     realizations, new_risks = _register_changes(
         recon, config, config.risk_register_path.parent, risks
     )
     verdicts, named = _review_changes(
-        recon, result.reviews, config, config.risk_register_path.parent, risks
+        recon,
+        result.reviews,
+        config,
+        config.risk_register_path.parent,
+        risks,
+        _history_by_incident(register.history),
     )
     update = apply_update(
         config.risk_register_path,

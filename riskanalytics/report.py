@@ -101,7 +101,24 @@ def cross_reference_table(recon: pd.DataFrame) -> pd.DataFrame:
     ]
     table = recon[columns].copy()
     table["match_score"] = table["match_score"].round(1)
+    table["outcome"] = [_outcome_words(row) for _, row in recon.iterrows()]
     return _present(table.sort_values("started_at", na_position="first"))
+
+
+_OUTCOME_WORDS = {
+    "realized": "realized",
+    "new_risk": "new risk",
+    "needs_review": "needs review",
+}
+
+
+def _outcome_words(row: pd.Series) -> str:
+    """An outcome as the reader says it; a near miss did not realize its risk."""
+    outcome = str(row["outcome"])
+    near = row.get("near_miss")
+    if outcome == "realized" and near is not None and not pd.isna(near) and near:
+        return "near miss"
+    return _OUTCOME_WORDS.get(outcome, outcome)
 
 
 def needs_review_table(recon: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +179,8 @@ def _readable(row: pd.Series) -> object:
 def skipped_table(skipped: list) -> pd.DataFrame:
     """Records skipped during ingestion: file, record, reason."""
     rows = [{"file": s.file, "record": s.record, "reason": s.reason} for s in skipped]
-    return pd.DataFrame(rows, columns=["file", "record", "reason"])
+    table = pd.DataFrame(rows, columns=["file", "record", "reason"])
+    return _present(table, "No record was skipped.")
 
 
 def update_headline(update, *, dry_run: bool) -> str:

@@ -16,6 +16,13 @@ from riskanalytics.exceptions import InputFormatError
 from riskanalytics.reconcile import reconcile
 from tests.helpers import incidents, matches, risks
 
+
+def read_front_matter(text: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(text.split("---\n")[1])
+
+
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -152,3 +159,14 @@ def test_review_quotes_shared_terms_as_the_incident_wrote_them(recon):
     row["evidence"] = evidence
     text = render_review(row, deadline_days=14, now=NOW)
     assert "Terms shared with the risk: certificate, expired, expiry." in text
+
+
+def test_near_miss_review_says_the_risk_nearly_happened_not_that_it_did(recon):
+    row = recon.iloc[0].copy()
+    row["near_miss"] = True
+    text = render_review(row, deadline_days=14, now=NOW)
+    meta = read_front_matter(text)
+    assert meta["outcome"] == "near-miss"
+    assert "The incident realized" not in text
+    assert "near miss of **R-004**" in text
+    assert "did not happen" in text

@@ -81,8 +81,9 @@ def test_match_as_json():
     assert '"decision"' in result.stdout
 
 
-def test_register_check_reports_the_sample_register():
-    result = invoke("register", "check", str(ROOT / "learning" / "risk-register.md"))
+def test_register_check_reports_the_sample_register(sample_project):
+    register = sample_project / "learning" / "risk-register.md"
+    result = invoke("register", "check", str(register))
     assert result.exit_code == 0, result.output
     assert "30 risks, ids like R-001; a new risk gets R-031" in result.stdout
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from riskanalytics.config import MatchingConfig
 from riskanalytics.decisions import (
     Decisions,
     apply_decisions,
+    check_risk_ids,
     load_decisions,
     record_decision,
 )
@@ -226,3 +228,32 @@ def test_decision_naming_an_unknown_risk_is_warned(caplog):
     with caplog.at_level("WARNING", logger="riskanalytics.match"):
         match_incidents(INCIDENTS, RISKS, MatchingConfig(), entries)
     assert "R-99" in caplog.text and "I-1" in caplog.text
+
+
+def test_malformed_entry_is_named_by_the_line_people_see(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text(
+        "- incident_id: I-1\n"
+        "  action: confirm\n"
+        "- incident_id: I-2\n"
+        "  action: confirm\n"
+        "# the third entry starts on line 6\n"
+        "- incident_id: I-3\n"
+        "  action: reject\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputFormatError) as caught:
+        load_decisions(path)
+    assert str(caught.value).startswith(f"{path}:6: entry 2: reject needs")
+
+
+def test_unknown_risk_is_named_by_its_line(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text(
+        "- {incident_id: I-1, action: confirm, risk_id: R-001}\n"
+        "- {incident_id: I-2, action: redirect, risk_id: R-999}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputFormatError) as caught:
+        check_risk_ids(load_decisions(path), {"R-001"}, Path("risk-register.md"))
+    assert str(caught.value).startswith(f"{path}:2: entry 1: risk_id")

@@ -169,6 +169,26 @@ def test_build_messages_names_a_near_miss_as_such(config, reconciliation):
     assert "Realized risk R-011" in payments.body
 
 
+def test_subject_counts_a_near_miss_apart_from_realized_risks(config, reconciliation):
+    reconciliation["near_miss"] = reconciliation["incident_id"] == "PFQZPSY"
+    payments = build_messages(config, reconciliation)[1]
+    assert payments.title == (
+        "riskanalytics: 1 realized risk, 1 near miss, 1 new risk for payments-team"
+    )
+    escalation = build_messages(config, reconciliation)[-1]
+    assert (
+        escalation.title == "[ESCALATION] riskanalytics: 1 realized risk, 1 near miss"
+    )
+
+
+def test_message_tells_the_owner_what_to_do_by_when(config, reconciliation):
+    payments = build_messages(config, reconciliation)[1]
+    assert (
+        "Fill in each post-incident review by its due date: in its front matter "
+        "set mitigations_worked, new_risks and status." in payments.body
+    )
+
+
 def test_build_messages_escalates_only_risks_at_threshold(config, reconciliation):
     messages = build_messages(config, reconciliation)
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -16,17 +17,9 @@ from riskanalytics.register import read_register
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """The sample project run twice on the same inputs."""
-    import shutil
+    from tests.conftest import copy_sample
 
-    from tests.conftest import ROOT
-
-    project = tmp_path_factory.mktemp("project")
-    shutil.copy(ROOT / "config.yaml", project / "config.yaml")
-    shutil.copytree(
-        ROOT / "learning",
-        project / "learning",
-        ignore=shutil.ignore_patterns("reviews", ".risk-register-backups", "*.lock"),
-    )
+    project = copy_sample(tmp_path_factory.mktemp("project"))
     config = load_config(project / "config.yaml")
     before = config.risk_register_path.read_bytes()
     first = pipeline.run(config, trigger="manual", run_id="first")
@@ -345,3 +338,44 @@ def test_redirect_after_recording_withdraws_the_old_risk_once(sample_project, ca
     text = config.risk_register_path.read_bytes()
     reconcile_and_update("third")
     assert config.risk_register_path.read_bytes() == text
+
+
+def test_review_of_an_incident_given_for_one_run_is_read_back_by_the_next(
+    sample_project, tmp_path
+):
+    config = load_config(sample_project / "config.yaml")
+    log = Path(__file__).parent / "fixtures" / "pipeline"
+    log = log / "rollback_log_voucher_bug.jsonl"
+    first = pipeline.stage_reconcile(config, tmp_path / "one", inputs=[log])
+    pipeline.stage_register_update(config, tmp_path / "one")
+    pipeline.stage_reviews(config, tmp_path / "one")
+    recon = first.reconciliation.set_index("incident_id")
+    (incident_id,) = [
+        i for i in recon.index if i.startswith("rollback-checkout-2026113")
+    ]
+    review = Path(recon.at[incident_id, "review_path"])
+    text = review.read_text(encoding="utf-8")
+    text = text.replace("status: open", "status: done")
+    text = text.replace("mitigations_worked: unknown", "mitigations_worked: no")
+    text = text.replace("new_risks: []", "new_risks: [Vouchers have no canary check]")
+    review.write_text(text, encoding="utf-8")
+
+    # the next run reads the configured sources only, not the rollback log
+    pipeline.stage_reconcile(config, tmp_path / "two")
+    pipeline.stage_register_update(config, tmp_path / "two")
+
+    register = read_register(config.risk_register_path)
+    history = register.history
+    reviewed = history[history["event"] == "reviewed"]
+    assert list(reviewed["incident_id"]) == [incident_id]
+    assert list(reviewed["risk_id"]) == ["R-018"]
+    assert list(reviewed["mitigation_verdict"]) == ["failed"]
+    # dated when the answer was read, not by the deadline two weeks ahead
+    dates = history.loc[history["source"] == "review", "date"]
+    assert set(dates.dt.strftime("%Y-%m-%d")) == {f"{datetime.now(UTC):%Y-%m-%d}"}
+    named = register.risks[register.risks["description"].str.startswith("Vouchers")]
+    assert named["impact"].iloc[0] == "Moderate"  # the middle of the scale
+    assert named["likelihood"].iloc[0] == "Possible"
+
+    pipeline.stage_reconcile(config, tmp_path / "three")
+    assert not pipeline.stage_register_update(config, tmp_path / "three").changed

@@ -673,3 +673,16 @@ def test_register_add_ids_refuses_a_page_without_a_pipe_table(tmp_path):
     with pytest.raises(RegisterFormatError, match="HTML table"):
         add_ids(path)
     assert path.read_bytes() == before
+
+
+def test_two_incidents_realizing_one_risk_in_one_run_write_realized_once(tmp_path):
+    path = copy_fixture(tmp_path, "platform_risk_register.md")
+    events = [realization("R-018", "INC-1"), realization("R-018", "INC-2")]
+
+    apply_update(path, events, [], backup_dir=tmp_path)
+
+    register = read_register(path)
+    status = register.risks.set_index("risk_id").at["R-018", "status"]
+    assert status == "Realized"
+    assert "Realizedzed" not in path.read_text(encoding="utf-8")
+    assert list(register.history["incident_id"]) == ["INC-1", "INC-2"]

@@ -178,8 +178,12 @@ def test_generated_register_round_trips_and_updates_only_expected_lines(
                     # Only the Status cell changed; every other cell as it was.
                     before, after = _cells(old), _cells(new)
                     column = fields.index("status")
-                    # a row may stop before its last empty cells: those are empty
-                    before += [""] * (len(after) - len(before))
+                    if len(before) == len(after) - 1 == column and (
+                        old.rstrip().endswith("|")
+                    ):
+                        # "R-3|0||||": alone, the line's last pipe reads as the
+                        # closing one; in its table, as the empty Status cell
+                        before.append("")
                     assert len(before) == len(after)
                     assert after[column].strip() == "Realized"
                     assert before[:column] == after[:column]

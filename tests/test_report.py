@@ -102,3 +102,33 @@ def test_reconciliation_headline_counts_a_near_miss_apart():
     text = report.reconciliation_headline(recon)
     assert "**1** realized a documented risk, **1** came near one" in text
     assert "predicted **67%**" in text
+
+
+def test_cross_reference_names_outcomes_in_words_and_a_near_miss_as_such():
+    recon = pd.DataFrame(
+        {
+            "incident_id": ["A", "B", "C", "D"],
+            "title": ["a", "b", "c", "d"],
+            "started_at": pd.to_datetime(["2026-01-01"] * 4, utc=True),
+            "severity": ["P1"] * 4,
+            "outcome": ["realized", "realized", "new_risk", "needs_review"],
+            "near_miss": [False, True, False, False],
+            "risk_id": ["R-1", "R-2", "R-3", None],
+            "owner": ["x"] * 4,
+            "match_score": [70.0, 60.0, 10.0, 40.0],
+            "candidates": [""] * 4,
+            "mitigation_verdict": ["worked", "worked", None, None],
+        }
+    )
+    table = report.cross_reference_table(recon).data
+    assert list(table["outcome"]) == [
+        "realized",
+        "near miss",
+        "new risk",
+        "needs review",
+    ]
+
+
+def test_no_skipped_record_reads_as_a_sentence_not_an_empty_table():
+    shown = report.skipped_table([])
+    assert shown.data == "*No record was skipped.*"

@@ -365,7 +365,12 @@ def plan_update(
             elif status_col is not None:
                 position = table.rows.index(index)
                 current = table.values[position][status_col]
-                if current.strip().lower() != REALIZED_STATUS.lower():
+                # a second incident realizing the same risk in this run finds
+                # the cell already edited: the spans are those of the old text
+                if (
+                    current.strip().lower() != REALIZED_STATUS.lower()
+                    and index not in edits
+                ):
                     line = edits.get(index, lines[index])
                     header = _content(lines[table.header_line])
                     fallback_span = cell_spans(header)[status_col]
