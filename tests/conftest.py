@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same generated examples every time (HYPOTHESIS_PROFILE=ci in
+# .ci/run), so that a run cannot fail on examples no earlier run tried; on
+# developers' machines every run explores new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 
