@@ -33,7 +33,7 @@ format: setup
 
 lab: setup
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lab]'
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 constraints:
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
