@@ -904,7 +904,11 @@ class Matcher:
             len(result),
             len(self.risk_ids),
             time.perf_counter() - started,
-            result["decision"].value_counts().to_dict() if len(result) else {},
+            ", ".join(
+                f"{count} {decision}"
+                for decision, count in result["decision"].value_counts().items()
+            )
+            or "none",
         )
         return result
 
