@@ -546,31 +546,26 @@ def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
     assert snapshot(project) == before
 
 
-def test_review_with_impossible_deadline_stops_a_full_run_before_any_notebook(
-    project, no_notebooks
+@pytest.mark.parametrize(
+    ("fixture", "review", "expected"),
+    [
+        ("review_impossible_deadline.md", "review-OLD-2026-001.md", ("deadline",)),
+        (
+            "review_new_risk_with_colon.md",
+            "review-MAN-2026-014.md",
+            ("new_risks item 1", "quotes"),
+        ),
+    ],
+)
+def test_broken_review_stops_a_full_run_before_any_notebook(
+    project, no_notebooks, fixture, review, expected
 ):
     reviews = project / "learning" / "reviews"
     reviews.mkdir()
-    shutil.copy(
-        FIXTURES / "review_impossible_deadline.md", reviews / "review-OLD-2026-001.md"
-    )
+    shutil.copy(FIXTURES / fixture, reviews / review)
     before = snapshot(project)
     result = invoke(project, "run", "--no-notify")
-    assert_refused(result, "review-OLD-2026-001.md", "deadline")
-    assert snapshot(project) == before
-
-
-def test_review_new_risk_that_is_not_text_stops_a_full_run_before_any_notebook(
-    project, no_notebooks
-):
-    reviews = project / "learning" / "reviews"
-    reviews.mkdir()
-    shutil.copy(
-        FIXTURES / "review_new_risk_with_colon.md", reviews / "review-MAN-2026-014.md"
-    )
-    before = snapshot(project)
-    result = invoke(project, "run", "--no-notify")
-    assert_refused(result, "review-MAN-2026-014.md", "new_risks item 1", "quotes")
+    assert_refused(result, review, *expected)
     assert snapshot(project) == before
 
 

@@ -345,15 +345,25 @@ def test_dask_engine_gives_the_local_result():
 
 
 @pytest.mark.timeout(120)
-def test_dask_engine_over_several_chunks_gives_the_local_result():
+@pytest.mark.parametrize(
+    ("copies", "chunk_size", "workers", "threads"),
+    [(4, 3, 2, 1), (3, 2, 1, 2)],
+    ids=["several-chunks", "repeated-texts"],
+)
+def test_dask_engine_on_chunks_gives_the_local_result(
+    copies, chunk_size, workers, threads
+):
     distributed = pytest.importorskip("dask.distributed")
     from riskanalytics.match import _match_dask
 
-    rows = pd.concat([SOME] * 4, ignore_index=True)
+    rows = pd.concat([SOME] * copies, ignore_index=True)
     rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
-    matcher = Matcher(RISKS, chunk_size=3)
+    matcher = Matcher(RISKS, chunk_size=chunk_size)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        n_workers=workers,
+        threads_per_worker=threads,
+        processes=False,
+        dashboard_address=":0",
     ) as cluster:
         remote = _match_dask(matcher, rows, cluster.scheduler_address)
     pd.testing.assert_frame_equal(matcher.match(rows), remote)
@@ -420,20 +430,6 @@ def test_incidents_without_text_columns_are_new():
     result = Matcher(RISKS).match(pd.DataFrame({"incident_id": ["a", "b"]}))
     assert result["incident_id"].tolist() == ["a", "b"]
     assert result["decision"].tolist() == ["new", "new"]
-
-
-def test_dask_engine_with_repeated_texts_gives_the_local_result():
-    distributed = pytest.importorskip("dask.distributed")
-    from riskanalytics.match import _match_dask
-
-    rows = pd.concat([SOME] * 3, ignore_index=True)
-    rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
-    matcher = Matcher(RISKS, chunk_size=2)
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
-    ) as cluster:
-        remote = _match_dask(matcher, rows, cluster.scheduler_address)
-    pd.testing.assert_frame_equal(matcher.match(rows), remote)
 
 
 def test_worker_processes_by_default_only_for_large_inputs(monkeypatch):
