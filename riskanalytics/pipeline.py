@@ -775,6 +775,7 @@ def run(
             "new_risks_unassigned": _unassigned(
                 recon, config, set(update.created.values())
             ),
+            "realizations_withdrawn": _withdrawn(update),
         }
         summary["register_changed"] = bool(update.changed)
         summary["metrics"] = metrics.headline
@@ -806,6 +807,21 @@ def _outcome_counts(recon: pd.DataFrame) -> dict[str, int]:
         "new_risks": int((recon["outcome"] == "new_risk").sum()),
         "needs_review": int((recon["outcome"] == "needs_review").sum()),
     }
+
+
+def _withdrawn(update) -> int:
+    """Count, and name, realizations this run withdrew on an analyst's decision."""
+    withdrawn = [r for r in update.realized if r.event == WITHDRAWN]
+    for event in withdrawn:
+        log.warning(
+            "Incident %s no longer realizes %s (an analyst's decision): the history "
+            "says so; change the Status of %s by hand if no other incident "
+            "realized it",
+            event.incident_id,
+            event.risk_id,
+            event.risk_id,
+        )
+    return len(withdrawn)
 
 
 def _unassigned(recon: pd.DataFrame, config: Config, created: set[str]) -> int:

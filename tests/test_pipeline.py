@@ -379,3 +379,23 @@ def test_review_of_an_incident_given_for_one_run_is_read_back_by_the_next(
 
     pipeline.stage_reconcile(config, tmp_path / "three")
     assert not pipeline.stage_register_update(config, tmp_path / "three").changed
+
+
+def test_full_run_names_a_withdrawn_realization_on_the_console(sample_project, caplog):
+    config = load_config(sample_project / "config.yaml")
+    pipeline.run(config, trigger="manual", run_id="first")
+    history = read_register(config.risk_register_path).history
+    row = history[history["event"] == "realized"].iloc[0]
+    new = "R-013" if row["risk_id"] != "R-013" else "R-014"
+    config.decisions_path.write_text(
+        f"- incident_id: {row['incident_id']}\n  action: redirect\n  risk_id: {new}\n",
+        encoding="utf-8",
+    )
+
+    summary = pipeline.run(config, trigger="manual", run_id="second")
+
+    assert summary["counts"]["realizations_withdrawn"] == 1
+    assert (
+        f"Incident {row['incident_id']} no longer realizes {row['risk_id']}"
+        in caplog.text
+    )
