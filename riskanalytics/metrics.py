@@ -33,11 +33,58 @@ __all__ = [
     "compute_metrics",
     "likelihood_probability",
     "period_metrics",
+    "severity_band",
 ]
 
 log = logging.getLogger(__name__)
 
 _PERIOD_FREQ = {"week": "W", "month": "M"}
+
+
+#: Severity bands, most severe first, and the labels sources use for each:
+#: PagerDuty and Opsgenie priorities (P1-P5), SEV1-SEV5, Alertmanager and
+#: Grafana ``severity`` labels, and the words people write in reports.
+SEVERITY_BANDS = {
+    "critical": (
+        "p1",
+        "sev1",
+        "sev0",
+        "p0",
+        "critical",
+        "crit",
+        "blocker",
+        "emergency",
+    ),
+    "high": ("p2", "sev2", "high", "major", "error", "severe", "urgent"),
+    "medium": ("p3", "sev3", "medium", "moderate", "warning", "warn", "normal"),
+    "low": ("p4", "p5", "sev4", "sev5", "low", "minor", "info", "informational"),
+}
+_SEVERITY_OF = {
+    label: band for band, labels in SEVERITY_BANDS.items() for label in labels
+}
+
+
+def severity_band(severity: object) -> str:
+    """One band for the severities sources write in their own scales.
+
+    Parameters
+    ----------
+    severity
+        A severity as ingested (``P1``, ``SEV-2``, ``critical``, ``warning``,
+        ``Major``, ...).
+
+    Returns
+    -------
+    str
+        ``critical``, ``high``, ``medium`` or ``low`` (see ``SEVERITY_BANDS``);
+        ``unknown`` when missing; any other text lower-cased, as given.
+    """
+    if severity is None or (not isinstance(severity, str) and pd.isna(severity)):
+        return "unknown"
+    text = str(severity).strip().lower()
+    if not text:
+        return "unknown"
+    return _SEVERITY_OF.get(text.replace("-", "").replace(" ", ""), text)
 
 
 def likelihood_probability(
@@ -260,7 +307,7 @@ def compute_metrics(
     )
 
     by_severity = (
-        recon.assign(severity=recon["severity"].fillna("unknown").astype(str))
+        recon.assign(severity=recon["severity"].map(severity_band))
         .groupby("severity")
         .apply(
             lambda g: pd.Series(
@@ -280,6 +327,13 @@ def compute_metrics(
             columns=["incidents", "realized", "new_risks", "predicted_share"]
         )
     )
+    rank = {band: i for i, band in enumerate([*SEVERITY_BANDS, "unknown"])}
+    by_severity = by_severity.iloc[
+        sorted(
+            range(len(by_severity)),
+            key=lambda i: (rank.get(by_severity.index[i], len(rank) - 1), i),
+        )
+    ]
 
     starts = pd.to_datetime(recon["started_at"], utc=True).dropna()
     notes = []

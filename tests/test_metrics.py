@@ -8,6 +8,7 @@ from riskanalytics.metrics import (
     compute_metrics,
     likelihood_probability,
     period_metrics,
+    severity_band,
 )
 from riskanalytics.plots import save_all
 from tests.helpers import risks
@@ -122,3 +123,37 @@ def test_a_near_miss_is_predicted_but_not_an_occurrence():
     assert by_id.loc["R-1", "realized"] == 1
     assert by_id.loc["R-3", "realized"] == 0
     assert list(metrics.by_period["risks_realized"]) == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("given", "band"),
+    [
+        ("P1", "critical"),
+        ("SEV-1", "critical"),
+        ("critical", "critical"),
+        ("Major", "high"),
+        ("warning", "medium"),
+        ("P4", "low"),
+        (None, "unknown"),
+        ("", "unknown"),
+        ("Purple", "purple"),
+    ],
+)
+def test_severities_of_every_source_fall_into_one_set_of_bands(given, band):
+    assert severity_band(given) == band
+
+
+def test_predicted_share_by_severity_merges_scales_most_severe_first():
+    history = recon(
+        ("2026-01-05", "realized", "R-1", "worked", "P1"),
+        ("2026-01-06", "new_risk", None, None, "critical"),
+        ("2026-01-07", "realized", "R-2", "worked", "low"),
+        ("2026-01-08", "realized", "R-2", "worked", None),
+        ("2026-01-09", "realized", "R-1", "worked", "sev2"),
+    )
+    by_severity = compute_metrics(
+        history, RISKS, likelihood_mapping=MAPPING
+    ).by_severity
+    assert list(by_severity.index) == ["critical", "high", "low", "unknown"]
+    assert by_severity.loc["critical", "incidents"] == 2
+    assert by_severity.loc["critical", "predicted_share"] == pytest.approx(0.5)
