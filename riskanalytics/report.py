@@ -170,10 +170,19 @@ def _readable(row: pd.Series) -> object:
     if not isinstance(evidence, dict):
         return evidence
     texts = [row.get(key) for key in ("root_cause", "title", "impact")]
-    return evidence | {
-        key: readable_terms(evidence.get(key) or [], *texts)
-        for key in ("shared_terms", "shared_phrases")
-    }
+    return (
+        evidence
+        | {
+            key: readable_terms(evidence.get(key) or [], *texts)
+            for key in ("shared_terms", "shared_phrases")
+        }
+        | {
+            "failure_modes": [
+                str(mode).replace("_", " ")
+                for mode in evidence.get("failure_modes") or []
+            ]
+        }
+    )
 
 
 def skipped_table(skipped: list) -> pd.DataFrame:

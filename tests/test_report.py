@@ -132,3 +132,22 @@ def test_cross_reference_names_outcomes_in_words_and_a_near_miss_as_such():
 def test_no_skipped_record_reads_as_a_sentence_not_an_empty_table():
     shown = report.skipped_table([])
     assert shown.data == "*No record was skipped.*"
+
+
+def test_evidence_shows_failure_modes_and_terms_in_plain_words():
+    recon = pd.DataFrame(
+        [
+            {
+                "incident_id": "MAN-2",
+                "decision": "matched",
+                "root_cause": "A global rollout of a bad config crashed routers",
+                "evidence": {
+                    "failure_modes": ["global_rollout", "config"],
+                    "shared_terms": ["router", "crash"],
+                },
+            }
+        ]
+    )
+    table = report.evidence_table(recon).data
+    assert table.loc[0, "failure modes"] == "global rollout, config"
+    assert table.loc[0, "shared terms"] == "routers, crashed"
