@@ -130,6 +130,7 @@ class Config(_Frozen):
     likelihood_probability: dict[str, float] = DEFAULT_LIKELIHOOD_PROBABILITY
     rating_bands: dict[str, int] = {"low": 1, "medium": 5, "high": 10, "critical": 17}
     metrics_period: Literal["week", "month"] = "month"
+    severity_bands: dict[str, list[StrictStr]] = {}
     matching: MatchingConfig = MatchingConfig()
     alert_grouping: AlertGroupingConfig = AlertGroupingConfig()
     notifications: NotificationConfig = NotificationConfig()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,12 +60,24 @@ SEVERITY_BANDS = {
     "medium": ("p3", "sev3", "medium", "moderate", "warning", "warn", "normal"),
     "low": ("p4", "p5", "sev4", "sev5", "low", "minor", "info", "informational"),
 }
-_SEVERITY_OF = {
-    label: band for band, labels in SEVERITY_BANDS.items() for label in labels
-}
 
 
-def severity_band(severity: object) -> str:
+def _severity_index(extra: Mapping[str, Sequence[str]] | None) -> dict[str, str]:
+    bands = {band: list(labels) for band, labels in SEVERITY_BANDS.items()}
+    for band, labels in (extra or {}).items():
+        bands.setdefault(str(band).lower(), []).extend(labels)
+    return {
+        _severity_key(label): band for band, labels in bands.items() for label in labels
+    }
+
+
+def _severity_key(label: object) -> str:
+    return str(label).strip().lower().replace("-", "").replace(" ", "")
+
+
+def severity_band(
+    severity: object, extra: Mapping[str, Sequence[str]] | None = None
+) -> str:
     """One band for the severities sources write in their own scales.
 
     Parameters
@@ -72,11 +85,14 @@ def severity_band(severity: object) -> str:
     severity
         A severity as ingested (``P1``, ``SEV-2``, ``critical``, ``warning``,
         ``Major``, ...).
+    extra
+        More labels per band (``severity_bands`` in config), added to
+        ``SEVERITY_BANDS``; a band not there is a new band.
 
     Returns
     -------
     str
-        ``critical``, ``high``, ``medium`` or ``low`` (see ``SEVERITY_BANDS``);
+        ``critical``, ``high``, ``medium``, ``low`` or a band of ``extra``;
         ``unknown`` when missing; any other text lower-cased, as given.
     """
     if severity is None or (not isinstance(severity, str) and pd.isna(severity)):
@@ -84,7 +100,7 @@ def severity_band(severity: object) -> str:
     text = str(severity).strip().lower()
     if not text:
         return "unknown"
-    return _SEVERITY_OF.get(text.replace("-", "").replace(" ", ""), text)
+    return _severity_index(extra).get(_severity_key(text), text)
 
 
 def likelihood_probability(
@@ -281,6 +297,7 @@ def compute_metrics(
     *,
     likelihood_mapping: dict[str, float],
     period: str = "month",
+    severity_bands: Mapping[str, Sequence[str]] | None = None,
 ) -> Metrics:
     """Compute the accuracy metrics over the incident history.
 
@@ -296,6 +313,8 @@ def compute_metrics(
         config).
     period
         ``week`` or ``month`` for the trends.
+    severity_bands
+        More severity labels per band (see :func:`severity_band`).
     """
     recon = reconciliation
     decided = int(_decided(recon).sum())
@@ -307,7 +326,9 @@ def compute_metrics(
     )
 
     by_severity = (
-        recon.assign(severity=recon["severity"].map(severity_band))
+        recon.assign(
+            severity=recon["severity"].map(lambda v: severity_band(v, severity_bands))
+        )
         .groupby("severity")
         .apply(
             lambda g: pd.Series(
@@ -327,7 +348,8 @@ def compute_metrics(
             columns=["incidents", "realized", "new_risks", "predicted_share"]
         )
     )
-    rank = {band: i for i, band in enumerate([*SEVERITY_BANDS, "unknown"])}
+    order = [*SEVERITY_BANDS, *(severity_bands or {}), "unknown"]
+    rank = {band: i for i, band in enumerate(dict.fromkeys(order))}
     by_severity = by_severity.iloc[
         sorted(
             range(len(by_severity)),

@@ -517,6 +517,7 @@ def stage_metrics(config: Config | str | Path, run_dir: str | Path):
         predictions,
         likelihood_mapping=config.likelihood_probability,
         period=config.metrics_period,
+        severity_bands=config.severity_bands,
     )
     charts = save_all(metrics, run_dir / "charts")
     _save(run_dir, "metrics", metrics)

@@ -157,3 +157,18 @@ def test_predicted_share_by_severity_merges_scales_most_severe_first():
     assert list(by_severity.index) == ["critical", "high", "low", "unknown"]
     assert by_severity.loc["critical", "incidents"] == 2
     assert by_severity.loc["critical", "predicted_share"] == pytest.approx(0.5)
+
+
+def test_configured_severity_labels_join_a_band_or_make_a_new_one():
+    extra = {"high": ["Sev-B"], "cosmetic": ["typo"]}
+    assert severity_band("sev b", extra) == "high"
+    assert severity_band("Typo", extra) == "cosmetic"
+    history = recon(
+        ("2026-01-05", "realized", "R-1", "worked", "typo"),
+        ("2026-01-06", "realized", "R-1", "worked", "Sev-B"),
+        ("2026-01-07", "realized", "R-1", "worked", None),
+    )
+    by_severity = compute_metrics(
+        history, RISKS, likelihood_mapping=MAPPING, severity_bands=extra
+    ).by_severity
+    assert list(by_severity.index) == ["high", "cosmetic", "unknown"]
