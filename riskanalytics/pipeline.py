@@ -149,6 +149,16 @@ def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return found
 
 
+#: Outcomes of an analyst's decision that withdraw a recorded realization: a
+#: redirect to another risk or to a new risk, or a rejection of the recorded
+#: risk that leaves the incident for review.
+_WITHDRAWING = {
+    "realized": "a realization of {risk}",
+    "new_risk": "a new risk",
+    "needs_review": "one to review",
+}
+
+
 def _apply_history(
     recon: pd.DataFrame, risks: pd.DataFrame, recorded: dict, config: Config
 ) -> pd.DataFrame:
@@ -160,30 +170,37 @@ def _apply_history(
         if kind is None or risk_id not in by_risk.index:
             continue
         if row.get("decided_by") == "analyst" and row["risk_id"] != risk_id:
-            if kind != "created" and row["outcome"] == "realized":
+            if kind != "created" and row["outcome"] in _WITHDRAWING:
                 log.warning(
                     "Incident %s is recorded as realizing %s; an analyst's decision "
-                    "names %s: the history records %s as withdrawn and %s as "
-                    "realized. The Status of %s is left as it is: change it by "
-                    "hand if no other incident realized it",
+                    "makes it %s: the history records %s as withdrawn%s. The "
+                    "Status of %s is left as it is: change it by hand if no "
+                    "other incident realized it",
                     row["incident_id"],
                     risk_id,
-                    row["risk_id"],
+                    _WITHDRAWING[row["outcome"]].format(risk=row["risk_id"]),
                     risk_id,
-                    row["risk_id"],
+                    " and the incident as a new risk"
+                    if row["outcome"] == "new_risk"
+                    else f" and {row['risk_id']} as realized"
+                    if row["outcome"] == "realized"
+                    else "",
                     risk_id,
                 )
                 recon.at[i, "withdraws"] = risk_id
                 continue
-            log.warning(
-                "Incident %s is recorded in the register as %s %s; an analyst's "
-                "decision (%s) is shown in the reports but not applied to the "
-                "register: edit the register by hand",
-                row["incident_id"],
-                kind,
-                risk_id,
-                row["outcome"],
-            )
+            if kind == "created" and row["outcome"] == "new_risk":
+                pass  # the new risk it made is recorded: nothing to apply
+            else:
+                log.warning(
+                    "Incident %s is recorded in the register as %s %s; an "
+                    "analyst's decision (%s) is shown in the reports but not "
+                    "applied to the register: edit the register by hand",
+                    row["incident_id"],
+                    kind,
+                    risk_id,
+                    row["outcome"],
+                )
         risk = by_risk.loc[risk_id]
         recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
         recon.at[i, "risk_id"] = risk_id

@@ -399,3 +399,57 @@ def test_full_run_names_a_withdrawn_realization_on_the_console(sample_project, c
         f"Incident {row['incident_id']} no longer realizes {row['risk_id']}"
         in caplog.text
     )
+
+
+@pytest.mark.parametrize(
+    ("decision", "then"),
+    [
+        ("action: redirect\n  new_risk: true\n", "created"),
+        ("action: reject\n  risk_id: {old}\n", "realized"),
+        (
+            "action: reject\n  risk_id: {old}\n"
+            "- incident_id: {incident}\n  action: reject\n  risk_id: R-022\n",
+            None,
+        ),
+    ],
+    ids=["redirect-to-new-risk", "reject-recorded-risk", "reject-all-candidates"],
+)
+def test_decision_against_a_recorded_realization_withdraws_it(
+    sample_project, caplog, decision, then
+):
+    config = load_config(sample_project / "config.yaml")
+
+    def reconcile_and_update(run):
+        pipeline.stage_reconcile(config, sample_project / run)
+        pipeline.stage_register_update(config, sample_project / run)
+        return read_register(config.risk_register_path)
+
+    first = reconcile_and_update("first")
+    history = first.history.set_index("incident_id")
+    incident = history.index[history["event"] == "realized"][0]
+    old = history.loc[incident, "risk_id"]
+    config.decisions_path.write_text(
+        f"- incident_id: {incident}\n  " + decision.format(old=old, incident=incident),
+        encoding="utf-8",
+    )
+
+    caplog.clear()
+    second = reconcile_and_update("second")
+    rows = second.history[second.history["incident_id"] == incident]
+    events = [tuple(r) for r in rows[["risk_id", "event"]].values]
+    assert events[:2] == [(old, "realized"), (old, "withdrawn")]
+    assert len(events) == (3 if then else 2)
+    if then:
+        (new, event) = events[2]
+        assert event == then and new != old  # decided again on what is left
+    if then == "created":
+        assert new not in set(first.risks["risk_id"])
+        assert new in set(second.risks["risk_id"])
+    assert f"records {old} as withdrawn" in caplog.text
+    assert set(first.risks["risk_id"]) <= set(second.risks["risk_id"])
+
+    text = config.risk_register_path.read_bytes()
+    caplog.clear()
+    reconcile_and_update("third")
+    assert config.risk_register_path.read_bytes() == text
+    assert "not applied to the register" not in caplog.text

@@ -411,7 +411,9 @@ def plan_update(
         index, block = _risk_rows(register, lines, new_rows, ending)
         insertions.append((index, 0, block))
     if events:
-        events.sort(key=lambda e: e["date"])  # stable: same-day order is kept
+        # stable: same-day order is kept, but a withdrawal comes before what
+        # replaces it (a new risk row is planned first)
+        events.sort(key=lambda e: (e["date"], e["event"] != "withdrawn"))
         index, block = _history_rows(register, lines, events, ending)
         insertions.append((index, 1, block))
     for index, _, block in sorted(insertions, reverse=True):
