@@ -18,6 +18,7 @@ renders each to HTML without code, notifies owners and writes ``run.json``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -70,6 +71,20 @@ def new_run_id(trigger: str, now: datetime | None = None) -> str:
     """A sortable run id: ``20261203T101500Z-rollback``."""
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{re.sub(r'[^a-z-]', '', trigger.lower())}"
+
+
+def _new_run_dir(reports_dir: Path, run_id: str) -> tuple[str, Path]:
+    """Create a run folder of its own: two runs started in one second get
+    ``<id>`` and ``<id>-2``, never the same folder."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        name = run_id if number == 1 else f"{run_id}-{number}"
+        try:
+            (reports_dir / name).mkdir()
+        except FileExistsError:
+            continue
+        return name, reports_dir / name
+    raise AssertionError("unreachable")
 
 
 def _config(config: Config | str | Path) -> Config:
@@ -722,9 +737,11 @@ def run(
     started = datetime.now(UTC)
     clock = time.perf_counter()
     inputs_summary = _preflight(config, inputs, notify=notify and not dry_run)
-    run_id = run_id or new_run_id(trigger, started)
-    run_dir = config.reports_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_id:
+        run_dir = config.reports_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_id, run_dir = _new_run_dir(config.reports_dir, new_run_id(trigger, started))
     log.info("Run %s (%s) into %s", run_id, trigger, run_dir)
 
     summary = {

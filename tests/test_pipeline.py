@@ -453,3 +453,24 @@ def test_decision_against_a_recorded_realization_withdraws_it(
     reconcile_and_update("third")
     assert config.risk_register_path.read_bytes() == text
     assert "not applied to the register" not in caplog.text
+
+
+def test_two_runs_started_in_one_second_get_folders_of_their_own(
+    sample_project, monkeypatch
+):
+    import papermill
+
+    outputs = []
+
+    def record(*args, **kwargs):
+        outputs.append(Path(args[1] if len(args) > 1 else kwargs["output_path"]))
+        raise RuntimeError("stop after the first notebook")
+
+    monkeypatch.setattr(papermill, "execute_notebook", record)
+    monkeypatch.setattr(pipeline, "new_run_id", lambda *a, **k: "20261203T101500Z-x")
+    config = load_config(sample_project / "config.yaml")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="stop after"):
+            pipeline.run(config, trigger="manual", notify=False)
+    first, second = (path.parent.name for path in outputs)
+    assert (first, second) == ("20261203T101500Z-x", "20261203T101500Z-x-2")
