@@ -577,6 +577,36 @@ def _jsonable(value):
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
+#: How often a notebook's kernel is started when it dies before it answers.
+KERNEL_STARTS = 3
+
+
+def _execute(papermill, notebook: str, output: str, **kwargs) -> None:
+    """Execute one notebook; start its kernel again if it dies on starting.
+
+    A kernel picks its ports before it binds them, so runs starting kernels at
+    the same moment can collide ("Address already in use") and the kernel dies
+    before it runs a cell; starting it again is safe.
+    """
+    for attempt in range(1, KERNEL_STARTS + 1):
+        try:
+            papermill.execute_notebook(notebook, output, **kwargs)
+            return
+        except RuntimeError as exc:
+            if "Kernel died before replying" not in str(exc):
+                raise
+            if attempt == KERNEL_STARTS:
+                raise RunFailedError(
+                    f"{output}: the notebook's kernel died {attempt} times before "
+                    f"running a cell: {exc}"
+                ) from None
+            log.warning(
+                "%s: the kernel died before running a cell (%s); starting it again",
+                output,
+                exc,
+            )
+
+
 def _title(book, notebook: Path) -> str:
     """The report's title: the notebook's first Markdown heading."""
     for cell in book.cells:
@@ -767,7 +797,8 @@ def run(
             step = time.perf_counter()
             output = run_dir / name
             try:
-                papermill.execute_notebook(
+                _execute(
+                    papermill,
                     str(NOTEBOOK_DIR / name),
                     str(output),
                     parameters=parameters,

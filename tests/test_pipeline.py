@@ -474,3 +474,29 @@ def test_two_runs_started_in_one_second_get_folders_of_their_own(
             pipeline.run(config, trigger="manual", notify=False)
     first, second = (path.parent.name for path in outputs)
     assert (first, second) == ("20261203T101500Z-x", "20261203T101500Z-x-2")
+
+
+@pytest.mark.parametrize("deaths", [1, pipeline.KERNEL_STARTS])
+def test_a_kernel_that_dies_on_starting_is_started_again(
+    sample_project, monkeypatch, deaths
+):
+    import papermill
+
+    starts = []
+
+    def flaky(notebook, output, **kwargs):
+        starts.append(Path(notebook).name)
+        if len(starts) <= deaths:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        raise RuntimeError("stop after the first notebook")
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    config = load_config(sample_project / "config.yaml")
+    if deaths < pipeline.KERNEL_STARTS:
+        with pytest.raises(RuntimeError, match="stop after"):
+            pipeline.run(config, trigger="manual", notify=False, run_id="flaky")
+        assert starts == [pipeline.NOTEBOOKS[0]] * (deaths + 1)
+    else:
+        with pytest.raises(pipeline.RunFailedError, match="01_reconciliation.*died"):
+            pipeline.run(config, trigger="manual", notify=False, run_id="flaky")
+        assert len(starts) == pipeline.KERNEL_STARTS
