@@ -144,7 +144,8 @@ def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
     """incident id -> (event, risk id) of what the register already records.
 
     A realization later withdrawn (an analyst redirected the incident) no longer
-    counts; the history keeps both rows.
+    counts, unless the risk is realized again after the withdrawal; the history
+    keeps every row.
     """
     if history is None or history.empty:
         return {}
@@ -156,12 +157,16 @@ def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
         )
         for _, row in history.iterrows()
     ]
-    withdrawn = {(i, r) for event, i, r in rows if event == WITHDRAWN}
-    found = {}
+    # in file order: a withdrawal takes back what came before it for that risk
+    # and incident, not a realization recorded after it
+    active: dict[str, list[tuple[str, str]]] = {}
     for event, incident_id, risk_id in rows:
-        if event != WITHDRAWN and (incident_id, risk_id) not in withdrawn:
-            found.setdefault(incident_id, (event, risk_id))
-    return found
+        entries = active.setdefault(incident_id, [])
+        if event == WITHDRAWN:
+            entries[:] = [(e, r) for e, r in entries if r != risk_id]
+        elif all(r != risk_id for _, r in entries):
+            entries.append((event, risk_id))
+    return {i: entries[0] for i, entries in active.items() if entries}
 
 
 #: Outcomes of an analyst's decision that withdraw a recorded realization: a

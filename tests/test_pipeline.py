@@ -500,3 +500,45 @@ def test_a_kernel_that_dies_on_starting_is_started_again(
         with pytest.raises(pipeline.RunFailedError, match="01_reconciliation.*died"):
             pipeline.run(config, trigger="manual", notify=False, run_id="flaky")
         assert len(starts) == pipeline.KERNEL_STARTS
+
+
+def test_redirect_back_to_the_first_risk_records_it_again(sample_project):
+    config = load_config(sample_project / "config.yaml")
+
+    def redirect_and_update(run, risk_id=None):
+        if risk_id:
+            config.decisions_path.write_text(
+                f"- incident_id: {incident}\n  action: redirect\n"
+                f"  risk_id: {risk_id}\n",
+                encoding="utf-8",
+            )
+        pipeline.stage_reconcile(config, sample_project / run)
+        pipeline.stage_register_update(config, sample_project / run)
+        register = read_register(config.risk_register_path)
+        rows = register.history[register.history["incident_id"] == incident]
+        return [tuple(r) for r in rows[["risk_id", "event"]].values]
+
+    pipeline.stage_reconcile(config, sample_project / "first")
+    pipeline.stage_register_update(config, sample_project / "first")
+    history = read_register(config.risk_register_path).history
+    incident, old = history.loc[history["event"] == "realized"].iloc[0][
+        ["incident_id", "risk_id"]
+    ]
+    other = next(r for r in ("R-013", "R-014") if r != old)
+
+    redirect_and_update("second", other)
+    events = redirect_and_update("third", old)
+    assert events == [
+        (old, "realized"),
+        (old, "withdrawn"),
+        (other, "realized"),
+        (other, "withdrawn"),
+        (old, "realized"),
+    ]
+    text = config.risk_register_path.read_bytes()
+    assert redirect_and_update("fourth") == events
+    assert config.risk_register_path.read_bytes() == text
+    recorded = pipeline._history_by_incident(
+        read_register(config.risk_register_path).history
+    )
+    assert recorded[incident] == ("realized", old)
