@@ -185,6 +185,7 @@ def _apply_history(
     """Keep what the register already records for an incident: re-runs agree."""
     by_risk = risks.set_index("risk_id", drop=False)
     recon["withdraws"] = None
+    recon["decision_not_applied"] = None
     for i, row in recon.iterrows():
         kind, risk_id = recorded.get(str(row["incident_id"]), (None, None))
         if kind is None or risk_id not in by_risk.index:
@@ -220,6 +221,11 @@ def _apply_history(
                     kind,
                     risk_id,
                     row["outcome"],
+                )
+                recon.at[i, "decision_not_applied"] = (
+                    f"recorded as {kind} {risk_id}; the decision makes it "
+                    f"{row['outcome']}"
+                    + (f" {row['risk_id']}" if isinstance(row["risk_id"], str) else "")
                 )
         risk = by_risk.loc[risk_id]
         recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
@@ -846,6 +852,7 @@ def run(
                 recon, config, set(update.created.values())
             ),
             "realizations_withdrawn": _withdrawn(update),
+            "decisions_not_applied": _not_applied(recon),
         }
         summary["register_changed"] = bool(update.changed)
         summary["metrics"] = metrics.headline
@@ -877,6 +884,21 @@ def _outcome_counts(recon: pd.DataFrame) -> dict[str, int]:
         "new_risks": int((recon["outcome"] == "new_risk").sum()),
         "needs_review": int((recon["outcome"] == "needs_review").sum()),
     }
+
+
+def _not_applied(recon: pd.DataFrame) -> int:
+    """Count, and name, analysts' decisions the register update could not apply."""
+    if "decision_not_applied" not in recon:
+        return 0
+    rows = recon[recon["decision_not_applied"].map(lambda v: isinstance(v, str))]
+    for _, row in rows.iterrows():
+        log.warning(
+            "Incident %s: an analyst's decision is not applied to the register "
+            "(%s): edit the register by hand",
+            row["incident_id"],
+            row["decision_not_applied"],
+        )
+    return len(rows)
 
 
 def _withdrawn(update) -> int:

@@ -542,3 +542,25 @@ def test_redirect_back_to_the_first_risk_records_it_again(sample_project):
         read_register(config.risk_register_path).history
     )
     assert recorded[incident] == ("realized", old)
+
+
+def test_full_run_names_a_decision_it_cannot_apply_on_the_console(
+    sample_project, caplog
+):
+    config = load_config(sample_project / "config.yaml")
+    pipeline.run(config, trigger="manual", run_id="first")
+    register = read_register(config.risk_register_path)
+    row = register.history[register.history["event"] == "created"].iloc[0]
+    config.decisions_path.write_text(
+        f"- incident_id: {row['incident_id']}\n  action: redirect\n  risk_id: R-013\n",
+        encoding="utf-8",
+    )
+    caplog.clear()
+    summary = pipeline.run(config, trigger="manual", run_id="second")
+
+    assert summary["counts"]["decisions_not_applied"] == 1
+    assert (
+        f"Incident {row['incident_id']}: an analyst's decision is not applied"
+        in caplog.text
+    )
+    assert read_register(config.risk_register_path).text == register.text
