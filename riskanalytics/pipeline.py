@@ -18,6 +18,7 @@ renders each to HTML without code, notifies owners and writes ``run.json``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -70,6 +71,20 @@ def new_run_id(trigger: str, now: datetime | None = None) -> str:
     """A sortable run id: ``20261203T101500Z-rollback``."""
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{re.sub(r'[^a-z-]', '', trigger.lower())}"
+
+
+def _new_run_dir(reports_dir: Path, run_id: str) -> tuple[str, Path]:
+    """Create a run folder of its own: two runs started in one second get
+    ``<id>`` and ``<id>-2``, never the same folder."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        name = run_id if number == 1 else f"{run_id}-{number}"
+        try:
+            (reports_dir / name).mkdir()
+        except FileExistsError:
+            continue
+        return name, reports_dir / name
+    raise AssertionError("unreachable")
 
 
 def _config(config: Config | str | Path) -> Config:
@@ -129,7 +144,8 @@ def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
     """incident id -> (event, risk id) of what the register already records.
 
     A realization later withdrawn (an analyst redirected the incident) no longer
-    counts; the history keeps both rows.
+    counts, unless the risk is realized again after the withdrawal; the history
+    keeps every row.
     """
     if history is None or history.empty:
         return {}
@@ -141,12 +157,26 @@ def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
         )
         for _, row in history.iterrows()
     ]
-    withdrawn = {(i, r) for event, i, r in rows if event == WITHDRAWN}
-    found = {}
+    # in file order: a withdrawal takes back what came before it for that risk
+    # and incident, not a realization recorded after it
+    active: dict[str, list[tuple[str, str]]] = {}
     for event, incident_id, risk_id in rows:
-        if event != WITHDRAWN and (incident_id, risk_id) not in withdrawn:
-            found.setdefault(incident_id, (event, risk_id))
-    return found
+        entries = active.setdefault(incident_id, [])
+        if event == WITHDRAWN:
+            entries[:] = [(e, r) for e, r in entries if r != risk_id]
+        elif all(r != risk_id for _, r in entries):
+            entries.append((event, risk_id))
+    return {i: entries[0] for i, entries in active.items() if entries}
+
+
+#: Outcomes of an analyst's decision that withdraw a recorded realization: a
+#: redirect to another risk or to a new risk, or a rejection of the recorded
+#: risk that leaves the incident for review.
+_WITHDRAWING = {
+    "realized": "a realization of {risk}",
+    "new_risk": "a new risk",
+    "needs_review": "one to review",
+}
 
 
 def _apply_history(
@@ -155,35 +185,48 @@ def _apply_history(
     """Keep what the register already records for an incident: re-runs agree."""
     by_risk = risks.set_index("risk_id", drop=False)
     recon["withdraws"] = None
+    recon["decision_not_applied"] = None
     for i, row in recon.iterrows():
         kind, risk_id = recorded.get(str(row["incident_id"]), (None, None))
         if kind is None or risk_id not in by_risk.index:
             continue
         if row.get("decided_by") == "analyst" and row["risk_id"] != risk_id:
-            if kind != "created" and row["outcome"] == "realized":
+            if kind != "created" and row["outcome"] in _WITHDRAWING:
                 log.warning(
                     "Incident %s is recorded as realizing %s; an analyst's decision "
-                    "names %s: the history records %s as withdrawn and %s as "
-                    "realized. The Status of %s is left as it is: change it by "
-                    "hand if no other incident realized it",
+                    "makes it %s: the history records %s as withdrawn%s. The "
+                    "Status of %s is left as it is: change it by hand if no "
+                    "other incident realized it",
                     row["incident_id"],
                     risk_id,
-                    row["risk_id"],
+                    _WITHDRAWING[row["outcome"]].format(risk=row["risk_id"]),
                     risk_id,
-                    row["risk_id"],
+                    " and the incident as a new risk"
+                    if row["outcome"] == "new_risk"
+                    else f" and {row['risk_id']} as realized"
+                    if row["outcome"] == "realized"
+                    else "",
                     risk_id,
                 )
                 recon.at[i, "withdraws"] = risk_id
                 continue
-            log.warning(
-                "Incident %s is recorded in the register as %s %s; an analyst's "
-                "decision (%s) is shown in the reports but not applied to the "
-                "register: edit the register by hand",
-                row["incident_id"],
-                kind,
-                risk_id,
-                row["outcome"],
-            )
+            if kind == "created" and row["outcome"] == "new_risk":
+                pass  # the new risk it made is recorded: nothing to apply
+            else:
+                log.warning(
+                    "Incident %s is recorded in the register as %s %s; an "
+                    "analyst's decision (%s) is shown in the reports but not "
+                    "applied to the register: edit the register by hand",
+                    row["incident_id"],
+                    kind,
+                    risk_id,
+                    row["outcome"],
+                )
+                recon.at[i, "decision_not_applied"] = (
+                    f"recorded as {kind} {risk_id}; the decision makes it "
+                    f"{row['outcome']}"
+                    + (f" {row['risk_id']}" if isinstance(row["risk_id"], str) else "")
+                )
         risk = by_risk.loc[risk_id]
         recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
         recon.at[i, "risk_id"] = risk_id
@@ -546,6 +589,36 @@ def _jsonable(value):
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
+#: How often a notebook's kernel is started when it dies before it answers.
+KERNEL_STARTS = 3
+
+
+def _execute(papermill, notebook: str, output: str, **kwargs) -> None:
+    """Execute one notebook; start its kernel again if it dies on starting.
+
+    A kernel picks its ports before it binds them, so runs starting kernels at
+    the same moment can collide ("Address already in use") and the kernel dies
+    before it runs a cell; starting it again is safe.
+    """
+    for attempt in range(1, KERNEL_STARTS + 1):
+        try:
+            papermill.execute_notebook(notebook, output, **kwargs)
+            return
+        except RuntimeError as exc:
+            if "Kernel died before replying" not in str(exc):
+                raise
+            if attempt == KERNEL_STARTS:
+                raise RunFailedError(
+                    f"{output}: the notebook's kernel died {attempt} times before "
+                    f"running a cell: {exc}"
+                ) from None
+            log.warning(
+                "%s: the kernel died before running a cell (%s); starting it again",
+                output,
+                exc,
+            )
+
+
 def _title(book, notebook: Path) -> str:
     """The report's title: the notebook's first Markdown heading."""
     for cell in book.cells:
@@ -706,9 +779,11 @@ def run(
     started = datetime.now(UTC)
     clock = time.perf_counter()
     inputs_summary = _preflight(config, inputs, notify=notify and not dry_run)
-    run_id = run_id or new_run_id(trigger, started)
-    run_dir = config.reports_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_id:
+        run_dir = config.reports_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_id, run_dir = _new_run_dir(config.reports_dir, new_run_id(trigger, started))
     log.info("Run %s (%s) into %s", run_id, trigger, run_dir)
 
     summary = {
@@ -734,7 +809,8 @@ def run(
             step = time.perf_counter()
             output = run_dir / name
             try:
-                papermill.execute_notebook(
+                _execute(
+                    papermill,
                     str(NOTEBOOK_DIR / name),
                     str(output),
                     parameters=parameters,
@@ -777,6 +853,7 @@ def run(
                 recon, config, set(update.created.values())
             ),
             "realizations_withdrawn": _withdrawn(update),
+            "decisions_not_applied": _not_applied(recon),
         }
         summary["register_changed"] = bool(update.changed)
         summary["metrics"] = metrics.headline
@@ -808,6 +885,21 @@ def _outcome_counts(recon: pd.DataFrame) -> dict[str, int]:
         "new_risks": int((recon["outcome"] == "new_risk").sum()),
         "needs_review": int((recon["outcome"] == "needs_review").sum()),
     }
+
+
+def _not_applied(recon: pd.DataFrame) -> int:
+    """Count, and name, analysts' decisions the register update could not apply."""
+    if "decision_not_applied" not in recon:
+        return 0
+    rows = recon[recon["decision_not_applied"].map(lambda v: isinstance(v, str))]
+    for _, row in rows.iterrows():
+        log.warning(
+            "Incident %s: an analyst's decision is not applied to the register "
+            "(%s): edit the register by hand",
+            row["incident_id"],
+            row["decision_not_applied"],
+        )
+    return len(rows)
 
 
 def _withdrawn(update) -> int:

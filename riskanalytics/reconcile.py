@@ -217,7 +217,33 @@ def scale_word(risks: pd.DataFrame, field: str, level: int, default: str) -> str
         return default
     values = risks.loc[levels.fillna(0).astype(int) == level, field].dropna()
     values = values[values.astype(str).str.strip() != ""]
-    return str(values.mode().iat[0]) if len(values) else default
+    if len(values):
+        return str(values.mode().iat[0])
+    return _numeric_word(risks[field], level) or default
+
+
+#: A value inside each level's band (1-5), as a percentage and a probability.
+_PERCENT_OF_LEVEL = {1: "5%", 2: "20%", 3: "40%", 4: "65%", 5: "90%"}
+_PROBABILITY_OF_LEVEL = {1: "0.05", 2: "0.2", 3: "0.4", 4: "0.65", 5: "0.9"}
+
+
+def _numeric_word(column: pd.Series, level: int) -> str | None:
+    """``level`` written as the column writes numbers, if it uses only numbers.
+
+    A column of percentages gets a percentage in the level's band, one of
+    probabilities a probability, one of levels 1-5 the level; a column with
+    any word in it gets None.
+    """
+    cells = [str(v).strip() for v in column.dropna() if str(v).strip()]
+    if not cells:
+        return None
+    if all(re.fullmatch(r"\d+(?:\.\d+)?\s*%", c) for c in cells):
+        return _PERCENT_OF_LEVEL[level]
+    if all(re.fullmatch(r"0?\.\d+", c) for c in cells):
+        return _PROBABILITY_OF_LEVEL[level]
+    if all(re.fullmatch(r"[1-5]", c) for c in cells):
+        return str(level)
+    return None
 
 
 _IMPACT_LEVEL = {"Minor": 2, "Moderate": 3, "Major": 4, "Severe": 5}

@@ -399,3 +399,168 @@ def test_full_run_names_a_withdrawn_realization_on_the_console(sample_project, c
         f"Incident {row['incident_id']} no longer realizes {row['risk_id']}"
         in caplog.text
     )
+
+
+@pytest.mark.parametrize(
+    ("decision", "then"),
+    [
+        ("action: redirect\n  new_risk: true\n", "created"),
+        ("action: reject\n  risk_id: {old}\n", "realized"),
+        (
+            "action: reject\n  risk_id: {old}\n"
+            "- incident_id: {incident}\n  action: reject\n  risk_id: R-022\n",
+            None,
+        ),
+    ],
+    ids=["redirect-to-new-risk", "reject-recorded-risk", "reject-all-candidates"],
+)
+def test_decision_against_a_recorded_realization_withdraws_it(
+    sample_project, caplog, decision, then
+):
+    config = load_config(sample_project / "config.yaml")
+
+    def reconcile_and_update(run):
+        pipeline.stage_reconcile(config, sample_project / run)
+        pipeline.stage_register_update(config, sample_project / run)
+        return read_register(config.risk_register_path)
+
+    first = reconcile_and_update("first")
+    history = first.history.set_index("incident_id")
+    incident = history.index[history["event"] == "realized"][0]
+    old = history.loc[incident, "risk_id"]
+    config.decisions_path.write_text(
+        f"- incident_id: {incident}\n  " + decision.format(old=old, incident=incident),
+        encoding="utf-8",
+    )
+
+    caplog.clear()
+    second = reconcile_and_update("second")
+    rows = second.history[second.history["incident_id"] == incident]
+    events = [tuple(r) for r in rows[["risk_id", "event"]].values]
+    assert events[:2] == [(old, "realized"), (old, "withdrawn")]
+    assert len(events) == (3 if then else 2)
+    if then:
+        (new, event) = events[2]
+        assert event == then and new != old  # decided again on what is left
+    if then == "created":
+        assert new not in set(first.risks["risk_id"])
+        assert new in set(second.risks["risk_id"])
+    assert f"records {old} as withdrawn" in caplog.text
+    assert set(first.risks["risk_id"]) <= set(second.risks["risk_id"])
+
+    text = config.risk_register_path.read_bytes()
+    caplog.clear()
+    reconcile_and_update("third")
+    assert config.risk_register_path.read_bytes() == text
+    assert "not applied to the register" not in caplog.text
+
+
+def test_two_runs_started_in_one_second_get_folders_of_their_own(
+    sample_project, monkeypatch
+):
+    import papermill
+
+    outputs = []
+
+    def record(*args, **kwargs):
+        outputs.append(Path(args[1] if len(args) > 1 else kwargs["output_path"]))
+        raise RuntimeError("stop after the first notebook")
+
+    monkeypatch.setattr(papermill, "execute_notebook", record)
+    monkeypatch.setattr(pipeline, "new_run_id", lambda *a, **k: "20261203T101500Z-x")
+    config = load_config(sample_project / "config.yaml")
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="stop after"):
+            pipeline.run(config, trigger="manual", notify=False)
+    first, second = (path.parent.name for path in outputs)
+    assert (first, second) == ("20261203T101500Z-x", "20261203T101500Z-x-2")
+
+
+@pytest.mark.parametrize("deaths", [1, pipeline.KERNEL_STARTS])
+def test_a_kernel_that_dies_on_starting_is_started_again(
+    sample_project, monkeypatch, deaths
+):
+    import papermill
+
+    starts = []
+
+    def flaky(notebook, output, **kwargs):
+        starts.append(Path(notebook).name)
+        if len(starts) <= deaths:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        raise RuntimeError("stop after the first notebook")
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    config = load_config(sample_project / "config.yaml")
+    if deaths < pipeline.KERNEL_STARTS:
+        with pytest.raises(RuntimeError, match="stop after"):
+            pipeline.run(config, trigger="manual", notify=False, run_id="flaky")
+        assert starts == [pipeline.NOTEBOOKS[0]] * (deaths + 1)
+    else:
+        with pytest.raises(pipeline.RunFailedError, match="01_reconciliation.*died"):
+            pipeline.run(config, trigger="manual", notify=False, run_id="flaky")
+        assert len(starts) == pipeline.KERNEL_STARTS
+
+
+def test_redirect_back_to_the_first_risk_records_it_again(sample_project):
+    config = load_config(sample_project / "config.yaml")
+
+    def redirect_and_update(run, risk_id=None):
+        if risk_id:
+            config.decisions_path.write_text(
+                f"- incident_id: {incident}\n  action: redirect\n"
+                f"  risk_id: {risk_id}\n",
+                encoding="utf-8",
+            )
+        pipeline.stage_reconcile(config, sample_project / run)
+        pipeline.stage_register_update(config, sample_project / run)
+        register = read_register(config.risk_register_path)
+        rows = register.history[register.history["incident_id"] == incident]
+        return [tuple(r) for r in rows[["risk_id", "event"]].values]
+
+    pipeline.stage_reconcile(config, sample_project / "first")
+    pipeline.stage_register_update(config, sample_project / "first")
+    history = read_register(config.risk_register_path).history
+    incident, old = history.loc[history["event"] == "realized"].iloc[0][
+        ["incident_id", "risk_id"]
+    ]
+    other = next(r for r in ("R-013", "R-014") if r != old)
+
+    redirect_and_update("second", other)
+    events = redirect_and_update("third", old)
+    assert events == [
+        (old, "realized"),
+        (old, "withdrawn"),
+        (other, "realized"),
+        (other, "withdrawn"),
+        (old, "realized"),
+    ]
+    text = config.risk_register_path.read_bytes()
+    assert redirect_and_update("fourth") == events
+    assert config.risk_register_path.read_bytes() == text
+    recorded = pipeline._history_by_incident(
+        read_register(config.risk_register_path).history
+    )
+    assert recorded[incident] == ("realized", old)
+
+
+def test_full_run_names_a_decision_it_cannot_apply_on_the_console(
+    sample_project, caplog
+):
+    config = load_config(sample_project / "config.yaml")
+    pipeline.run(config, trigger="manual", run_id="first")
+    register = read_register(config.risk_register_path)
+    row = register.history[register.history["event"] == "created"].iloc[0]
+    config.decisions_path.write_text(
+        f"- incident_id: {row['incident_id']}\n  action: redirect\n  risk_id: R-013\n",
+        encoding="utf-8",
+    )
+    caplog.clear()
+    summary = pipeline.run(config, trigger="manual", run_id="second")
+
+    assert summary["counts"]["decisions_not_applied"] == 1
+    assert (
+        f"Incident {row['incident_id']}: an analyst's decision is not applied"
+        in caplog.text
+    )
+    assert read_register(config.risk_register_path).text == register.text

@@ -203,3 +203,32 @@ def test_escalation_starts_at_the_threshold(threshold, likelihood, impact, escal
     )
     assert table.loc[0, "risk_rating"] == likelihood * impact
     assert bool(table.loc[0, "escalate"]) is escalated
+
+
+def test_new_risk_in_a_percentage_register_gets_percentages(config):
+    from riskanalytics.register import read_register
+
+    register = read_register(
+        ROOT / "tests/fixtures/register/akyoseva_percent_scales_bom_crlf.md"
+    )
+    incident = incidents(
+        {"incident_id": "x", "root_cause": "Vendor resent SMS", "severity": "critical"}
+    ).iloc[0]
+    fields = new_risk_from_incident(incident, config, register.risks)
+    # no risk is at level 3 (likelihood) or 5 (impact): a value in the band
+    assert fields["likelihood"] == "40%"
+    assert fields["impact"] == "90%"
+
+
+def test_new_risk_in_a_numeric_register_gets_the_level_itself(config):
+    numeric = risks(
+        {"risk_id": "A", "likelihood": "1", "likelihood_level": 1},
+        {"risk_id": "B", "likelihood": "0.2", "likelihood_level": 2},
+        {"risk_id": "C", "impact": "2", "impact_level": 2},
+    )
+    incident = incidents(
+        {"incident_id": "x", "root_cause": "Vendor resent SMS", "severity": "p1"}
+    ).iloc[0]
+    fields = new_risk_from_incident(incident, config, numeric)
+    assert fields["likelihood"] == "Possible"  # numbers of two kinds: no style
+    assert fields["impact"] == "5"

@@ -170,9 +170,9 @@ def test_generated_register_round_trips_and_updates_only_expected_lines(
         assert op != "delete"
         if op == "replace":
             for old, new in zip(old_lines[i1:i2], new_lines[j1:j2], strict=False):
-                if new.startswith(old):  # a final line ending added
-                    assert new[len(old) :] == eol
-                else:
+                if new == old + eol:  # a final line ending added
+                    pass
+                else:  # the Status cell, maybe on a last line without ending
                     assert i1 <= status_index - 1 < i2
                     assert "status" in fields
                     # Only the Status cell changed; every other cell as it was.
@@ -211,3 +211,13 @@ def test_generated_register_round_trips_and_updates_only_expected_lines(
         [Realization(target["risk_id"], "INC-1", when, "pd", 80.0, "worked", "")],
         [NewRisk("INC-2", "x", None, None, None, "o", None, "m", when, None, "")],
     ).changed
+
+
+def test_status_on_a_last_line_without_ending_gets_the_cell_and_the_ending():
+    text = "ID|Risk|Likelihood|Owner|Notes|Status\n---|---|---|---|---|---\nR-1|0||||"
+    register = parse_register(Path("generated.md"), text)
+    when = datetime(2024, 1, 2, tzinfo=UTC)
+    update = plan_update(
+        register, [Realization("R-1", "INC-1", when, "pd", 80.0, "worked", "")], []
+    )
+    assert update.new_text.startswith(text + "Realized\n\n## Risk history\n")

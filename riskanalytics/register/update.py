@@ -276,13 +276,7 @@ def plan_update(
     table = register.table
     history = register.history
 
-    realized_before = {
-        (r, i, e)
-        for r, i, e in zip(
-            history["risk_id"], history["incident_id"], history["event"], strict=True
-        )
-        if e != "created"
-    }
+    realized_before = _recorded_keys(history)
     created_before = {
         i: r
         for r, i, e in zip(
@@ -411,7 +405,9 @@ def plan_update(
         index, block = _risk_rows(register, lines, new_rows, ending)
         insertions.append((index, 0, block))
     if events:
-        events.sort(key=lambda e: e["date"])  # stable: same-day order is kept
+        # stable: same-day order is kept, but a withdrawal comes before what
+        # replaces it (a new risk row is planned first)
+        events.sort(key=lambda e: (e["date"], e["event"] != "withdrawn"))
         index, block = _history_rows(register, lines, events, ending)
         insertions.append((index, 1, block))
     for index, _, block in sorted(insertions, reverse=True):
@@ -448,6 +444,27 @@ def plan_update(
         len(already),
     )
     return update
+
+
+def _recorded_keys(history) -> set[tuple[str, str, str]]:
+    """(risk, incident, event) the history records and has not withdrawn since.
+
+    Rows are read in file order: a ``withdrawn`` row takes back what came before
+    it for that risk and incident, so a later decision naming the risk again is
+    recorded again; a realization after it takes back the withdrawal.
+    """
+    keys: set[tuple[str, str, str]] = set()
+    for r, i, e in zip(
+        history["risk_id"], history["incident_id"], history["event"], strict=True
+    ):
+        if e == "created":
+            continue
+        if e == "withdrawn":
+            keys = {k for k in keys if k[:2] != (r, i)}
+        else:
+            keys.discard((r, i, "withdrawn"))
+        keys.add((r, i, e))
+    return keys
 
 
 def _terminate(lines: list[str], index: int, ending: str) -> None:
