@@ -667,6 +667,24 @@ def _apply_timeline(
     )
 
 
+def _refused(
+    response: httpx.Response, service: str, credential: str, env: str
+) -> ConfigError:
+    """The error for a service that refused the credential read from ``env``."""
+    request = response.request
+    return ConfigError(
+        env,
+        [
+            (
+                service,
+                f"{request.method} {request.url.path} answered HTTP "
+                f"{response.status_code} ({response.reason_phrase}); expected "
+                f"{credential} to be accepted",
+            )
+        ],
+    )
+
+
 def _pd_error(exc: pagerduty.Error, token_env: str, base_url: str) -> Exception:
     """The riskanalytics error for a failed PagerDuty call; never the token."""
     response = exc.response
@@ -679,17 +697,7 @@ def _pd_error(exc: pagerduty.Error, token_env: str, base_url: str) -> Exception:
     request = response.request
     status = response.status_code
     if status in (401, 403):
-        return ConfigError(
-            token_env,
-            [
-                (
-                    "PagerDuty",
-                    f"{request.method} {request.url.path} answered HTTP {status} "
-                    f"({response.reason_phrase}); expected the token in "
-                    f"{token_env} to be accepted",
-                )
-            ],
-        )
+        return _refused(response, "PagerDuty", f"the token in {token_env}", token_env)
     if response.is_success:
         return InputFormatError(
             f"PagerDuty {request.method} {request.url}: expected a JSON body with "
@@ -713,17 +721,7 @@ def _og_body(response: httpx.Response, key_env: str) -> dict[str, Any]:
     request = response.request
     status = response.status_code
     if status in (401, 403):
-        raise ConfigError(
-            key_env,
-            [
-                (
-                    "Opsgenie",
-                    f"{request.method} {request.url.path} answered HTTP {status} "
-                    f"({response.reason_phrase}); expected the key in {key_env} "
-                    f"to be accepted",
-                )
-            ],
-        )
+        raise _refused(response, "Opsgenie", f"the key in {key_env}", key_env)
     if not response.is_success:
         raise InputFormatError(
             f"Opsgenie {request.method} {request.url.path}: expected a successful "
