@@ -98,8 +98,13 @@ def no_notebooks(monkeypatch):
 
 
 def dry_run_refused(project: Path, *names: str, args=()) -> None:
+    run_refused(project, *names, args=("--dry-run", *args))
+
+
+def run_refused(project: Path, *names: str, args=("--no-notify",)) -> None:
+    """``run`` exits 2 naming ``names``, and the project is as it was."""
     before = snapshot(project)
-    result = invoke(project, "run", "--dry-run", *args)
+    result = invoke(project, "run", *args)
     assert_refused(result, *names)
     assert snapshot(project) == before
 
@@ -277,20 +282,14 @@ def test_config_incident_source_missing_is_refused(project):
 
 def test_config_reports_dir_that_is_a_file_is_refused(project, no_notebooks):
     edit_config(project, reports_dir="learning/release-runbook.md")
-    before = snapshot(project)
-    result = invoke(project, "run", "--no-notify")
-    assert_refused(result, "release-runbook.md", "reports_dir")
-    assert snapshot(project) == before
+    run_refused(project, "release-runbook.md", "reports_dir")
 
 
 def test_config_reviews_dir_that_is_a_file_is_refused_before_notebooks(
     project, no_notebooks
 ):
     edit_config(project, reviews_dir="learning/release-runbook.md")
-    before = snapshot(project)
-    result = invoke(project, "run", "--no-notify")
-    assert_refused(result, "release-runbook.md", "reviews_dir")
-    assert snapshot(project) == before
+    run_refused(project, "release-runbook.md", "reviews_dir")
 
 
 # --- the register ---------------------------------------------------------------
@@ -326,10 +325,7 @@ def test_empty_register_is_refused(project):
 
 def test_broken_register_stops_a_full_run_before_any_notebook(project, no_notebooks):
     shutil.copy(FIXTURES / "register_duplicate_ids.md", project / REGISTER)
-    before = snapshot(project)
-    result = invoke(project, "run", "--no-notify")
-    assert_refused(result, "risk-register.md:10", "duplicate")
-    assert snapshot(project) == before
+    run_refused(project, "risk-register.md:10", "duplicate")
     assert not (project / "reports").exists()
 
 
@@ -527,10 +523,7 @@ def test_bad_decisions_file_stops_a_full_run_before_any_notebook(project, no_not
         FIXTURES / "decisions_unknown_key.yaml",
         project / "learning" / "match-decisions.yaml",
     )
-    before = snapshot(project)
-    result = invoke(project, "run", "--no-notify")
-    assert_refused(result, "match-decisions.yaml", "entry 0")
-    assert snapshot(project) == before
+    run_refused(project, "match-decisions.yaml", "entry 0")
 
 
 def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
@@ -540,10 +533,7 @@ def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
         FIXTURES / "decisions_unknown_risk.yaml",
         project / "learning" / "match-decisions.yaml",
     )
-    before = snapshot(project)
-    result = invoke(project, "run", "--no-notify")
-    assert_refused(result, "match-decisions.yaml", "entry 1", "R-999")
-    assert snapshot(project) == before
+    run_refused(project, "match-decisions.yaml", "entry 1", "R-999")
 
 
 @pytest.mark.parametrize(
@@ -563,10 +553,7 @@ def test_broken_review_stops_a_full_run_before_any_notebook(
     reviews = project / "learning" / "reviews"
     reviews.mkdir()
     shutil.copy(FIXTURES / fixture, reviews / review)
-    before = snapshot(project)
-    result = invoke(project, "run", "--no-notify")
-    assert_refused(result, review, *expected)
-    assert snapshot(project) == before
+    run_refused(project, review, *expected)
 
 
 def test_review_status_skips_a_review_with_an_impossible_deadline(tmp_path, caplog):
