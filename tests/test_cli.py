@@ -21,6 +21,13 @@ def invoke(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
+def run_project(project, *args):
+    """``riskanalytics run`` with the config of a copied sample project."""
+    return CliRunner().invoke(
+        cli, ["run", "--config", str(project / "config.yaml"), *args]
+    )
+
+
 def test_ingest_writes_the_incident_columns_for_the_samples():
     result = invoke("ingest", str(ROOT / "learning" / "incidents"))
     assert result.exit_code == 0, result.output
@@ -183,16 +190,7 @@ def test_dry_run_prints_the_notifications_it_would_send(sample_project):
 
 
 def test_near_miss_needs_a_report(sample_project):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--config",
-            str(sample_project / "config.yaml"),
-            "--trigger",
-            "near-miss",
-        ],
-    )
+    result = run_project(sample_project, "--trigger", "near-miss")
     assert result.exit_code == 2
     assert "--report" in result.output
 
@@ -203,18 +201,13 @@ def test_copy_of_dev_set_is_present():
 
 
 def test_resolved_run_for_an_unknown_incident_exits_2(sample_project):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--config",
-            str(sample_project / "config.yaml"),
-            "--trigger",
-            "resolved",
-            "--incident-id",
-            "PD-424242",
-            "--dry-run",
-        ],
+    result = run_project(
+        sample_project,
+        "--trigger",
+        "resolved",
+        "--incident-id",
+        "PD-424242",
+        "--dry-run",
     )
     assert result.exit_code == 2
     assert "PD-424242" in result.output
@@ -230,18 +223,8 @@ def test_rollback_run_with_a_rollback_log_realizes_the_release_risk(
         "shipped a bug in the discount code path that returned HTTP 500 for every "
         'basket with a voucher", "operator": "a.jones"}\n'
     )
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--config",
-            str(sample_project / "config.yaml"),
-            "--trigger",
-            "rollback",
-            "--rollback-log",
-            str(log),
-            "--dry-run",
-        ],
+    result = run_project(
+        sample_project, "--trigger", "rollback", "--rollback-log", str(log), "--dry-run"
     )
     assert result.exit_code == 0, result.output
     added = [line for line in result.stdout.splitlines() if "20261130" in line]
