@@ -169,13 +169,13 @@ def _history_by_incident(history: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return {i: entries[0] for i, entries in active.items() if entries}
 
 
-#: Outcomes of an analyst's decision that withdraw a recorded realization: a
+#: Outcomes of an analyst's decision that withdraw a recorded realization (a
 #: redirect to another risk or to a new risk, or a rejection of the recorded
-#: risk that leaves the incident for review.
+#: risk that leaves the incident for review), and what is recorded instead.
 _WITHDRAWING = {
-    "realized": "a realization of {risk}",
-    "new_risk": "a new risk",
-    "needs_review": "one to review",
+    "realized": "{risk} as realized",
+    "new_risk": "the incident as a new risk",
+    "needs_review": "the incident as one to review",
 }
 
 
@@ -194,18 +194,13 @@ def _apply_history(
             if kind != "created" and row["outcome"] in _WITHDRAWING:
                 log.warning(
                     "Incident %s is recorded as realizing %s; an analyst's decision "
-                    "makes it %s: the history records %s as withdrawn%s. The "
+                    "changes that: the history records %s as withdrawn and %s. The "
                     "Status of %s is left as it is: change it by hand if no "
                     "other incident realized it",
                     row["incident_id"],
                     risk_id,
-                    _WITHDRAWING[row["outcome"]].format(risk=row["risk_id"]),
                     risk_id,
-                    " and the incident as a new risk"
-                    if row["outcome"] == "new_risk"
-                    else f" and {row['risk_id']} as realized"
-                    if row["outcome"] == "realized"
-                    else "",
+                    _WITHDRAWING[row["outcome"]].format(risk=row["risk_id"]),
                     risk_id,
                 )
                 recon.at[i, "withdraws"] = risk_id
