@@ -49,7 +49,9 @@ def read_incidents(path: Path) -> pd.DataFrame:
     frame = pd.read_json(path, lines=True, dtype=False)
     if "incident_id" not in frame.columns:
         frame = frame.rename(columns={"id": "incident_id"})
-    for column in ("title", "root_cause", "impact"):
+    if "category" not in frame.columns and "section" in frame.columns:
+        frame = frame.rename(columns={"section": "category"})
+    for column in ("title", "root_cause", "impact", "category"):
         if column not in frame.columns:
             frame[column] = ""
         frame[column] = frame[column].fillna("").astype(str)

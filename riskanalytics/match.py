@@ -27,7 +27,9 @@ The blend maps piecewise linearly onto 0-100: 0.30 gives 55, 1.0 gives 100.
 
 Fields carry different weights: an incident's root cause counts most (its
 effect part, "... caused EFFECT", a little less), then its title, then its
-impact; a risk's description counts more
+impact, then its ``category`` (the source's own classification, such as a
+postmortem collection's heading or a report's tags); a risk's description
+counts more
 than its mitigations and category, and a formal "There is a risk that CAUSE
 resulting in CONSEQUENCE" counts its cause more than its consequence.
 How specific a term is (its IDF) is counted over the risks' statements only
@@ -36,7 +38,10 @@ categories that many risks share; failure modes that name a technology rather
 than a failure (``CONTEXT_MODES``: Kubernetes) keep half their IDF, and a best
 risk that shares no other failure mode with the incident, though it names one,
 is sent to ``review`` rather than ``matched``, whatever its score (a risk about
-the platform itself has nothing else to share, and is exempt).
+the platform itself has nothing else to share, and is exempt). An incident
+whose title names a cloud platform ("Azure Storage - West Europe") is that
+platform's own write-up: its cloud words say where it happened, not that a
+provider failed its customers, and its ``cloud`` failure mode is dropped.
 An incident's failure modes that no risk of the register names count fully in
 its norm (a plain cosine): an incident about something else does not match on
 one generic mode it shares; of its words, those the register does not use count
@@ -51,7 +56,7 @@ incident are re-scored for spelling (the spelling weight can reorder only
 risks whose retrieval scores are within 0.2 of each other). With a pool at
 least as large as the register (``candidate_pool=None``) every pair is scored;
 on the dev set the default pool of 10 gives the same answers. Each distinct
-incident text (title, root cause, impact) is analysed and scored once, and its
+incident text (title, root cause, impact, category) is analysed and scored once, and its
 row repeated for the incidents that share it. From ``PARALLEL_MIN_INCIDENTS``
 distinct texts on, chunks are scored in one worker process per core (each
 re-scores spelling on one thread; in one process the re-score uses every
@@ -113,7 +118,13 @@ OUTPUT_COLUMNS = [
 #: Incident fields and their weights; the root cause says most. ``effect`` is
 #: the part of the root-cause text that describes consequences ("... caused
 #: EFFECT", "EFFECT due to ...").
-INCIDENT_FIELDS = {"root_cause": 1.0, "effect": 0.8, "impact": 0.5, "title": 0.6}
+INCIDENT_FIELDS = {
+    "root_cause": 1.0,
+    "effect": 0.8,
+    "impact": 0.5,
+    "title": 0.6,
+    "category": 0.4,
+}
 
 #: Risk fields and their weights; ``consequence`` is the "resulting in ..." part.
 RISK_FIELDS = {
@@ -133,6 +144,11 @@ STATEMENT_FIELDS = frozenset({"title", "description", "consequence", "examples"}
 #: share of their IDF they keep: "the pods of our Kubernetes cluster" says
 #: where an incident happened, not which risk it realized.
 CONTEXT_MODES = {"kubernetes": 0.5}
+
+#: The failure mode of a platform that names itself in an incident's title
+#: ("Azure Storage - West Europe"): the platform's own write-up, so the mode
+#: says where it happened, not that a provider failed its customers.
+_SELF_MODE = "fm:cloud"
 
 #: Blend of the three similarities (failure modes, words, spelling).
 BLEND = {"modes": 0.50, "words": 0.30, "spelling": 0.20}
@@ -183,6 +199,10 @@ _DOMAIN_STOP_WORDS = {
     "outage",
     "outages",
     "unknown",
+    "uncategorized",
+    "uncategorised",
+    "misc",
+    "miscellaneous",
     "http",
     "https",
     "www",
@@ -743,6 +763,9 @@ class Matcher:
             m, w = {}, {}
             for field, text in _incident_fields(row).items():
                 m[field], w[field] = self._analyse(text)
+            if _SELF_MODE in m["title"]:
+                # a platform's own write-up: its name says where, not what
+                m = {f: [t for t in v if t != _SELF_MODE] for f, v in m.items()}
             modes.append(m)
             words.append(w)
             text = " ".join(
@@ -1071,6 +1094,7 @@ def _incident_fields(row) -> dict[str, str]:
         "effect": effect,
         "impact": _field_text(getattr(row, "impact", "")),
         "title": _field_text(getattr(row, "title", "")),
+        "category": _field_text(getattr(row, "category", "")),
     }
 
 
@@ -1128,13 +1152,13 @@ def _normalise_incidents(incidents: pd.DataFrame) -> pd.DataFrame:
             frame = frame.rename(columns={"id": "incident_id"})
         else:
             frame = frame.assign(incident_id=[str(i) for i in range(len(frame))])
-    fields = ("title", "root_cause", "impact")
+    fields = _TEXT_FIELDS
     keep = ["incident_id", *[c for c in fields if c in frame.columns]]
     return frame[keep].reset_index(drop=True)
 
 
 #: Incident fields the scores depend on: incidents equal in these score alike.
-_TEXT_FIELDS = ("title", "root_cause", "impact")
+_TEXT_FIELDS = ("title", "root_cause", "impact", "category")
 
 
 def _distinct_texts(incidents: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:

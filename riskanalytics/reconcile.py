@@ -254,7 +254,9 @@ def new_risk_from_incident(
 ) -> dict:
     """The fields of a register risk built from an unpredicted incident.
 
-    The description is the incident's root cause (else its title); the owner
+    The description is the incident's root cause (else its title); the
+    category is the source's one short label for the incident, else
+    ``Unclassified``; the owner
     comes from the service-to-owner map in config, else ``default_owner``.
     Likelihood starts at ``Possible`` (it has happened once); impact follows the
     incident's severity.
@@ -285,12 +287,35 @@ def new_risk_from_incident(
         impact = scale_word(risks, "impact", _IMPACT_LEVEL[impact], impact)
     return {
         "description": description or f"Unpredicted incident {incident['incident_id']}",
-        "category": "Unclassified",
+        "category": _new_risk_category(incident.get("category")),
         "likelihood": likelihood,
         "impact": impact,
         "owner": owner or config.default_owner,
         "mitigations": _text(incident.get("recovery_actions")),
     }
+
+
+#: Source labels that classify nothing.
+_NO_CATEGORY = {
+    "uncategorized",
+    "uncategorised",
+    "unclassified",
+    "other",
+    "misc",
+    "miscellaneous",
+    "unknown",
+    "general",
+    "none",
+    "n/a",
+}
+
+
+def _new_risk_category(value: object) -> str:
+    """One short label of the source (not a list of tags), else Unclassified."""
+    text = " ".join((_text(value) or "").split())
+    if not text or ";" in text or len(text) > 40 or text.lower() in _NO_CATEGORY:
+        return "Unclassified"
+    return text
 
 
 def _text(value: object) -> str | None:

@@ -33,9 +33,12 @@ INCIDENT_COLUMNS = [
 #: Optional incident columns some ingesters add.
 #: ``near_miss`` (bool), ``source_file`` (path), ``source_record`` (line or index),
 #: ``alert_count`` (alerts grouped into the incident), ``linked_ids`` (ids of the
-#: same incident seen through other sources, ``;``-joined).
+#: same incident seen through other sources, ``;``-joined), ``category`` (the
+#: source's own classification of the incident: a collection's heading, a
+#: report's tags, ``;``-joined).
 INCIDENT_EXTRA_COLUMNS = [
     "near_miss",
+    "category",
     "source_file",
     "source_record",
     "alert_count",

@@ -677,6 +677,7 @@ def test_frontmatter_postmortems():
     row = frame.set_index("incident_id").loc["pm-00b7f759-21f8-4767-8803-f09d863005cd"]
     assert row["service"] == "Amazon SimpleDB"
     assert row["root_cause"].startswith("Multiple SimpleDB storage nodes lost power")
+    assert row["category"].startswith("simpledb; us east; power loss")
 
 
 CSV_REPORTS = """\
@@ -769,14 +770,33 @@ def test_generic_jsonl_reports(tmp_path):
     assert [s.record for s in result.skipped] == ["line 3", "line 4"]
 
 
+@pytest.mark.parametrize(
+    ("fields", "category"),
+    [
+        ({"category": "Config Errors"}, "Config Errors"),
+        ({"section": "Time"}, "Time"),
+        ({"tags": ["dns", " ", "bgp"]}, "dns; bgp"),
+        ({"category": "", "tags": "network"}, "network"),
+        ({"tags": {"not": "text"}}, None),
+        ({}, None),
+    ],
+)
+def test_generic_reports_keep_their_own_category(tmp_path, fields, category):
+    path = tmp_path / "reports.jsonl"
+    path.write_text(json.dumps({"id": "J-1", "root_cause": "x", **fields}) + "\n")
+    value = read_incidents([path]).incidents["category"].iloc[0]
+    assert (None if pd.isna(value) else value) == category
+
+
 # --- back-fill --------------------------------------------------------------------
 
 
 def test_danluu_entries_exclude_other_lists_and_analysis():
     frame = read("danluu_readme.md").incidents
     assert len(frame) == 190
-    assert frame["impact"].value_counts()["category: Config Errors"] == 45
-    assert not frame["impact"].str.contains("Other lists|Analysis").any()
+    assert frame["category"].value_counts()["Config Errors"] == 45
+    assert not frame["category"].str.contains("Other lists|Analysis").any()
+    assert frame["impact"].isna().all()
     assert frame["started_at"].isna().all()
 
 

@@ -60,7 +60,7 @@ RISKS = pd.DataFrame(
 
 def incidents(*rows: dict) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows))
-    for column in ("incident_id", "title", "root_cause", "impact"):
+    for column in ("incident_id", "title", "root_cause", "impact", "category"):
         if column not in frame.columns:
             frame[column] = pd.NA
     return frame
@@ -561,3 +561,49 @@ def test_readable_terms_show_stems_as_the_incident_words():
         "release software",
         "dn",
     ]
+
+
+def test_the_sources_own_category_is_evidence():
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "C-1", "description": "A bad configuration change is pushed"},
+            {"risk_id": "C-2", "description": "A disk fills up and writes fail"},
+        ]
+    )
+    matcher = Matcher(risks)
+    vague = "Every page showed a warning to every visitor"
+    assert one(matcher, root_cause=vague)["decision"] == "new"
+    row = one(matcher, root_cause=vague, category="Config Errors")
+    assert row["candidates"].split(":")[0] == "C-1"
+    assert row["evidence"]["field_overlap"]["category"] > 0
+    # a placeholder classifies nothing
+    placeholder = one(matcher, root_cause=vague, category="Uncategorized")
+    assert placeholder["candidates"] == one(matcher, root_cause=vague)["candidates"]
+
+
+def test_a_platforms_own_write_up_is_not_a_provider_outage():
+    risks = pd.DataFrame(
+        [
+            {
+                "risk_id": "P-1",
+                "description": "A cloud provider has an outage",
+                "mitigations": "Multi-region design",
+            },
+            {
+                "risk_id": "P-2",
+                "description": "A release ships a software bug that causes errors",
+            },
+        ]
+    )
+    matcher = Matcher(risks)
+    customer = one(
+        matcher, title="Shop", root_cause="An AWS outage in the us-east-1 region"
+    )
+    assert customer["candidates"].split(":")[0] == "P-1"
+    own = one(
+        matcher,
+        title="Azure Storage - West Europe",
+        root_cause="A software bug left customers in the region without storage",
+    )
+    assert own["candidates"].split(":")[0] == "P-2"
+    assert "cloud" not in own["evidence"]["failure_modes"]

@@ -166,6 +166,24 @@ def test_new_risk_speaks_the_registers_own_scale(config):
     assert new_risk_from_incident(incident, config)["likelihood"] == "Possible"
 
 
+@pytest.mark.parametrize(
+    ("category", "expected"),
+    [
+        ("Config Errors", "Config Errors"),
+        ("  Hardware/Power   Failures ", "Hardware/Power Failures"),
+        ("Uncategorized", "Unclassified"),
+        ("simpledb; us east; power loss", "Unclassified"),
+        ("x" * 41, "Unclassified"),
+        (None, "Unclassified"),
+    ],
+)
+def test_new_risk_takes_the_sources_one_short_category(config, category, expected):
+    incident = incidents(
+        {"incident_id": "x", "root_cause": "Vendor resent SMS", "category": category}
+    ).iloc[0]
+    assert new_risk_from_incident(incident, config)["category"] == expected
+
+
 def test_abbreviations_do_not_cut_a_new_risk_description(config):
     incident = incidents(
         {

@@ -3,8 +3,8 @@
 danluu/post-mortems README (``danluu``)
     Every ``[Company](url). summary`` paragraph under a category heading is an
     incident (``Other lists of postmortems``, ``Analysis`` and
-    ``Contributors`` are not). The heading is kept as the severity-free
-    category in ``impact``; the paragraph is the root cause. No times.
+    ``Contributors`` are not). The heading is the ``category``, the
+    paragraph the root cause. No times.
     Id ``danluu-<hash of url and text>``.
 kubernetes-failure-stories README (``k8s-failure-stories``)
     Each top-level ``* [Title - Org - medium year](url)`` with ``involved:``
@@ -96,7 +96,7 @@ def read_danluu(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
                 "source": "danluu",
                 "title": f"{company}: {sentence}"[:200],
                 "root_cause": summary,
-                "impact": f"category: {section}",
+                "category": section,
                 "service": company,
                 "recovery_actions": url,
                 "trigger": "manual",

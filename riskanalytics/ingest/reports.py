@@ -12,11 +12,14 @@ MoJ-style postmortems
     ``moj-YYYY-MM-DD-<slug of title>``. The ``Template`` section is ignored.
 Front-matter postmortems (icco/postmortems)
     YAML front matter with ``uuid``, ``title``, ``start_time``, ``end_time``,
-    ``company``, ``product``, ``summary``; id ``pm-<uuid>``.
+    ``company``, ``product``, ``summary``, ``keywords`` (the ``category``);
+    id ``pm-<uuid>``.
 Generic CSV / JSON lines (contract)
     Any subset of the incident columns beyond ``incident_id`` (or ``id``) and
     one of ``title``/``root_cause``. A true ``near_miss`` or a ``trigger`` of
-    ``near-miss`` marks a near miss (both are then set).
+    ``near-miss`` marks a near miss (both are then set). ``category`` (or
+    ``categories``, ``section``, ``tags``; a list is joined) is the report's
+    own classification.
 """
 
 from __future__ import annotations
@@ -247,6 +250,9 @@ def read_frontmatter_postmortem(path: Path, ctx: ReadContext) -> list[dict[str, 
             "root_cause": text_or_none(meta.get("summary"))
             or text_or_none(post.content[:2000]),
             "impact": None,
+            # its keywords classify it better than its broad categories
+            "category": text_or_none(meta.get("keywords"))
+            or text_or_none(meta.get("categories")),
             "started_at": started,
             "resolved_at": resolved,
             "service": " ".join(p for p in (company, product) if p) or None,
@@ -285,6 +291,7 @@ def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
     for key in ("title", "root_cause", "impact", "severity", "service"):
         record[key] = text_or_none(row.get(key))
     record["recovery_actions"] = text_or_none(row.get("recovery_actions"))
+    record["category"] = _category(row)
     record["incident_id"] = incident_id
     record["source"] = text_or_none(row.get("source")) or source
     record["started_at"] = parse_time(row.get("started_at"), ctx.tz)
@@ -302,6 +309,18 @@ def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
     for key in ("source_file", "source_record", "alert_count", "linked_ids"):
         record.pop(key, None)
     return record
+
+
+#: Keys of a report that classify it, the first present wins.
+_CATEGORY_KEYS = ("category", "categories", "section", "tags")
+
+
+def _category(row: dict[str, Any]) -> str | None:
+    """The report's own classification: a text, or a list joined with ``; ``."""
+    for key in _CATEGORY_KEYS:
+        if text := text_or_none(row.get(key)):
+            return text
+    return None
 
 
 def read_csv_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
