@@ -133,6 +133,15 @@ def baselines(incidents, risks, labels):
         scores = vectorizer.transform(texts) @ vectorizer.transform(risk_texts).T
         rows.append((name, *evaluate_matrix(ids, scores.toarray(), risk_ids, labels)))
     rows.append(minilm(ids, texts, risk_texts, risk_ids, labels))
+    # what predicting no risk at all scores: the share where NONE is acceptable
+    rows.append(
+        (
+            "NONE for every incident",
+            np.mean(["NONE" in labels[i] for i in ids]),
+            None,
+            None,
+        )
+    )
     return rows
 
 
