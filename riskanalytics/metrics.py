@@ -8,8 +8,11 @@ whole incident history) and the register's risks:
 - risks realized: distinct risks realized per period; a near miss matched to a
   risk counts as predicted but not as the risk happening, here and in
   calibration;
-- mitigation success rate: ``worked / (worked + failed)`` among realized risks;
-  ``unknown`` verdicts are left out and counted;
+- mitigation success rate: ``worked / (worked + failed)`` among realized risks
+  of incidents that happened; ``unknown`` verdicts are left out and counted;
+  near misses whose mitigation worked are counted apart
+  (``near_misses_mitigated``): a mitigation that caught a near miss worked, but
+  nothing happened;
 - unknown unknowns: new risks created from unpredicted incidents;
 - calibration: each risk's stated likelihood, mapped to a yearly probability in
   config, against whether it was realized during the observed window. The
@@ -137,6 +140,19 @@ def _happened(frame: pd.DataFrame) -> pd.Series:
     return realized
 
 
+def _verdicts(frame: pd.DataFrame) -> tuple[int, int, int]:
+    """Mitigations that worked and failed for incidents that happened, and the
+    near misses whose mitigation worked."""
+    happened = _happened(frame)
+    verdicts = frame["mitigation_verdict"]
+    caught = (frame["outcome"] == "realized") & ~happened & (verdicts == "worked")
+    return (
+        int((verdicts[happened] == "worked").sum()),
+        int((verdicts[happened] == "failed").sum()),
+        int(caught.sum()),
+    )
+
+
 def _decided(frame: pd.DataFrame) -> pd.Series:
     return frame["outcome"].isin(["realized", "new_risk"])
 
@@ -153,7 +169,8 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     pandas.DataFrame
         Indexed by period start: ``incidents, realized, new_risks, needs_review,
         predicted_share, risks_realized, mitigations_worked, mitigations_failed,
-        mitigation_success_rate``, plus cumulative ``predicted_share_to_date``.
+        mitigation_success_rate, near_misses_mitigated``, plus cumulative
+        ``predicted_share_to_date``.
     """
     frame = reconciliation.dropna(subset=["started_at"]).copy()
     columns = [
@@ -166,6 +183,7 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
         "mitigations_worked",
         "mitigations_failed",
         "mitigation_success_rate",
+        "near_misses_mitigated",
         "predicted_share_to_date",
     ]
     if frame.empty:
@@ -175,11 +193,7 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     rows = {}
     for when, group in frame.groupby("period"):
         realized = group["outcome"] == "realized"
-        verdicts = group.loc[realized, "mitigation_verdict"]
-        worked, failed = (
-            int((verdicts == "worked").sum()),
-            int((verdicts == "failed").sum()),
-        )
+        worked, failed, near = _verdicts(group)
         rows[when] = {
             "incidents": len(group),
             "realized": int(realized.sum()),
@@ -190,6 +204,7 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
             "mitigations_worked": worked,
             "mitigations_failed": failed,
             "mitigation_success_rate": _share(worked, worked + failed),
+            "near_misses_mitigated": near,
         }
     table = pd.DataFrame.from_dict(rows, orient="index").sort_index()
     full = pd.period_range(
@@ -197,7 +212,7 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     )
     table = table.reindex(full.start_time)
     counts = ["incidents", "realized", "new_risks", "needs_review", "risks_realized"]
-    counts += ["mitigations_worked", "mitigations_failed"]
+    counts += ["mitigations_worked", "mitigations_failed", "near_misses_mitigated"]
     table[counts] = table[counts].fillna(0).astype(int)
     decided = (table["realized"] + table["new_risks"]).cumsum()
     table["predicted_share_to_date"] = table["realized"].cumsum() / decided.where(
@@ -319,11 +334,8 @@ def compute_metrics(
     recon = reconciliation
     decided = int(_decided(recon).sum())
     realized = recon["outcome"] == "realized"
-    verdicts = recon.loc[realized, "mitigation_verdict"]
-    worked, failed = (
-        int((verdicts == "worked").sum()),
-        int((verdicts == "failed").sum()),
-    )
+    verdicts = recon.loc[_happened(recon), "mitigation_verdict"]
+    worked, failed, near = _verdicts(recon)
 
     by_severity = (
         recon.assign(
@@ -399,6 +411,7 @@ def compute_metrics(
         "mitigations_failed": failed,
         "mitigations_unknown": int((verdicts == "unknown").sum()),
         "mitigation_success_rate": _share(worked, worked + failed),
+        "near_misses_mitigated": near,
         "new_risks_created": int((recon["outcome"] == "new_risk").sum()),
         "brier_score": _brier(calibration),
     }

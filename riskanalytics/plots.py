@@ -96,14 +96,25 @@ def plot_outcomes(metrics: Metrics, path: Path | None = None) -> Figure:
 
 
 def plot_mitigations(metrics: Metrics, path: Path | None = None) -> Figure:
-    """Mitigation verdicts of realized risks per period."""
+    """Mitigation verdicts of realized risks per period, near misses apart."""
     fig, ax = _figure(f"Mitigations of realized risks, per {metrics.period}")
     table = metrics.by_period
     x = list(range(len(table)))
     worked = table["mitigations_worked"].astype(int).tolist()
     failed = table["mitigations_failed"].astype(int).tolist()
+    near = table["near_misses_mitigated"].astype(int).tolist()
     ax.bar(x, worked, color="#31a354", label="worked")
     ax.bar(x, failed, bottom=worked, color="#de2d26", label="failed")
+    if any(near):
+        ax.bar(
+            x,
+            near,
+            bottom=[w + f for w, f in zip(worked, failed, strict=True)],
+            color="white",
+            edgecolor="#31a354",
+            hatch="//",
+            label="caught a near miss",
+        )
     ax.set_xticks(x, _labels(table.index, metrics.period), rotation=45, ha="right")
     ax.set_ylabel("realized risks")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))

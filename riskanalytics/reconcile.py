@@ -201,8 +201,12 @@ def _deadline(row: pd.Series, days: int, now: datetime) -> pd.Timestamp:
 def _first_sentence(text: object, limit: int = 200) -> str | None:
     if not isinstance(text, str) or not text.strip():
         return None
-    sentence = _sentences(text)[0]
-    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+    sentence = _sentences(text)[0].rstrip(";:,").rstrip()
+    if len(sentence) <= limit:
+        return sentence
+    # cut at a word, not inside one
+    cut = sentence[: limit - 1].rsplit(" ", 1)[0] or sentence[: limit - 1]
+    return cut.rstrip(" ;:,.") + "…"
 
 
 def scale_word(risks: pd.DataFrame, field: str, level: int, default: str) -> str:

@@ -285,7 +285,12 @@ def metrics_headline(metrics) -> str:
         f"register were realized.",
         f"- Mitigations worked in **{_pct(h['mitigation_success_rate'])}** of the "
         f"realized risks with a verdict ({h['mitigations_worked']} worked, "
-        f"{h['mitigations_failed']} failed, {h['mitigations_unknown']} unknown).",
+        f"{h['mitigations_failed']} failed, {h['mitigations_unknown']} unknown)"
+        + (
+            f"; they caught {h['near_misses_mitigated']} near miss(es)."
+            if h.get("near_misses_mitigated")
+            else "."
+        ),
         f"- **{h['new_risks_created']}** unknown unknowns: incidents no risk "
         "predicted.",
         f"- Brier score of stated likelihoods: **{h['brier_score']:.3f}** "

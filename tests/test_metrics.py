@@ -11,6 +11,7 @@ from riskanalytics.metrics import (
     severity_band,
 )
 from riskanalytics.plots import save_all
+from riskanalytics.report import metrics_headline
 from tests.helpers import risks
 
 MAPPING = {"rare": 0.05, "possible": 0.35, "likely": 0.65, "almost certain": 0.9}
@@ -123,6 +124,14 @@ def test_a_near_miss_is_predicted_but_not_an_occurrence():
     assert by_id.loc["R-1", "realized"] == 1
     assert by_id.loc["R-3", "realized"] == 0
     assert list(metrics.by_period["risks_realized"]) == [1, 0]
+    # its mitigation caught it: counted apart from mitigations of what happened
+    assert metrics.headline["mitigations_worked"] == 1
+    assert metrics.headline["near_misses_mitigated"] == 1
+    assert list(metrics.by_period["mitigations_worked"]) == [1, 0]
+    assert list(metrics.by_period["near_misses_mitigated"]) == [0, 1]
+    assert "1 worked, 0 failed, 0 unknown); they caught 1 near miss" in (
+        metrics_headline(metrics)
+    )
 
 
 @pytest.mark.parametrize(

@@ -198,6 +198,20 @@ def test_abbreviations_do_not_cut_a_new_risk_description(config):
 
 
 @pytest.mark.parametrize(
+    ("root_cause", "description"),
+    [
+        ("The zone was deleted; lookups failed", "The zone was deleted"),
+        ("Disk full: writes failed", "Disk full: writes failed"),
+        ("word " * 60, ("word " * 39).strip() + "…"),
+        ("x" * 300, "x" * 199 + "…"),
+    ],
+)
+def test_new_risk_description_ends_cleanly(config, root_cause, description):
+    incident = incidents({"incident_id": "x", "root_cause": root_cause}).iloc[0]
+    assert new_risk_from_incident(incident, config)["description"] == description
+
+
+@pytest.mark.parametrize(
     ("threshold", "likelihood", "impact", "escalated"),
     [
         ("high", 2, 5, True),  # rating 10: the high band starts there
