@@ -973,10 +973,18 @@ def preview(
         result = stage_reconcile(config, scratch, inputs=inputs, trigger=trigger)
         update = stage_register_update(config, scratch, dry_run=True)
         reviews = [
-            row["review_path"]
+            row
             for _, row in result.reconciliation.iterrows()
             if not Path(row["review_path"]).exists()
         ]
+    now = pd.Timestamp.now(tz="UTC")
+    # a review written now whose deadline has passed is overdue at once
+    late_new = sum(
+        1
+        for row in reviews
+        if pd.notna(row["review_deadline"])
+        and pd.Timestamp(row["review_deadline"]) < now
+    )
     recon = result.reconciliation
     summary = {
         "trigger": trigger,
@@ -986,8 +994,8 @@ def preview(
         "history_entries_to_add": len(update.realized) + len(update.created),
         "reviews_to_write": len(reviews),
     }
-    status = review_status(config.reviews_dir)
+    status = review_status(config.reviews_dir, now=now)
     overdue = status[status["overdue"]] if len(status) else status
-    summary["reviews_overdue"] = len(overdue)
+    summary["reviews_overdue"] = len(overdue) + late_new
     notifications = _notify(config, recon, overdue, dry_run=True, notify=False)
     return {"diff": update.diff, "summary": summary, "notifications": notifications}

@@ -245,6 +245,9 @@ def test_weekly_run_exits_1_on_overdue_reviews_and_records_a_failing_channel(
         "backoff_seconds": 0.05,
     }
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    from riskanalytics.pipeline import preview
+
+    previewed = preview(config, trigger="weekly")["summary"]["reviews_overdue"]
 
     result = CliRunner().invoke(
         cli,
@@ -253,6 +256,7 @@ def test_weekly_run_exits_1_on_overdue_reviews_and_records_a_failing_channel(
 
     summary = json.loads((sample_project / "reports" / "w" / "run.json").read_text())
     overdue = summary["counts"]["reviews_overdue"]
+    assert previewed == overdue  # a dry run counts the reviews it would write
     assert result.exit_code == 1, result.output
     assert overdue > 0 and f"reviews overdue: {overdue}" in result.stdout
     assert summary["trigger"] == "weekly" and summary["outcome"] == "success"
