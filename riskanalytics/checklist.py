@@ -216,19 +216,22 @@ def read_review(path: str | Path) -> dict:
     except OSError as exc:
         raise InputFormatError(f"{path}: cannot be read ({exc.strerror})") from None
     meta = dict(post.metadata)
+    at = _FrontMatterLines(path)
     if "incident_id" not in meta:
         raise InputFormatError(f"{path}: front matter has no incident_id")
     status = str(meta.get("status", "open")).lower()
     if status not in REVIEW_STATUSES:
         raise InputFormatError(
-            f"{path}: status {status!r} is not one of {', '.join(REVIEW_STATUSES)}"
+            f"{path}{at('status')}: status {status!r} is not one of "
+            f"{', '.join(REVIEW_STATUSES)}"
         )
     meta["status"] = status
     try:
         meta["deadline"] = pd.Timestamp(str(meta.get("deadline")), tz="UTC")
     except (ValueError, TypeError):
         raise InputFormatError(
-            f"{path}: deadline {meta.get('deadline')!r} is not a date (YYYY-MM-DD)"
+            f"{path}{at('deadline')}: deadline {meta.get('deadline')!r} is not a "
+            "date (YYYY-MM-DD)"
         ) from None
     worked = meta.get("mitigations_worked", "unknown")
     if isinstance(worked, bool):  # YAML reads an unquoted yes/no as a boolean
@@ -236,23 +239,57 @@ def read_review(path: str | Path) -> dict:
     meta["mitigations_worked"] = str(worked).lower()
     if meta["mitigations_worked"] not in MITIGATION_ANSWERS:
         raise InputFormatError(
-            f"{path}: mitigations_worked {worked!r} is not one of "
+            f"{path}{at('mitigations_worked')}: mitigations_worked {worked!r} "
+            "is not one of "
             f"{', '.join(MITIGATION_ANSWERS)}"
         )
     new_risks = meta.get("new_risks") or []
     if isinstance(new_risks, str):
         new_risks = [new_risks]
     if not isinstance(new_risks, list):
-        raise InputFormatError(f"{path}: new_risks must be a list of one-line risks")
+        raise InputFormatError(
+            f"{path}{at('new_risks')}: new_risks must be a list of one-line risks"
+        )
     for number, risk in enumerate(new_risks, start=1):
         if not isinstance(risk, str | int | float) or isinstance(risk, bool):
             raise InputFormatError(
-                f"{path}: new_risks item {number} is not one line of text, found "
+                f"{path}{at('new_risks', number)}: new_risks item {number} is not "
+                "one line of text, found "
                 f"{risk!r}; put the risk in quotes when it holds a colon"
             )
     meta["new_risks"] = [str(r).strip() for r in new_risks if str(r).strip()]
     meta["path"] = str(path)
     return meta
+
+
+class _FrontMatterLines:
+    """Where a key (or an item of its list) sits in a review's front matter,
+    as ``":N"`` (line N of the file), or ``""`` when it cannot be told."""
+
+    def __init__(self, path: Path):
+        self.root = None
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            lines = text.splitlines()
+            if lines and lines[0].strip() == "---":
+                end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+                self.root = yaml.compose("\n".join(lines[1:end]))
+        except (OSError, UnicodeDecodeError, StopIteration, yaml.YAMLError):
+            self.root = None
+
+    def __call__(self, key: str, item: int | None = None) -> str:
+        if not isinstance(self.root, yaml.MappingNode):
+            return ""
+        for name, value in self.root.value:
+            if getattr(name, "value", None) != key:
+                continue
+            node = value
+            if item is not None and isinstance(value, yaml.SequenceNode):
+                if 0 < item <= len(value.value):
+                    node = value.value[item - 1]
+            # +2: the opening "---" line, and 1-based lines
+            return f":{node.start_mark.line + 2}"
+        return ""
 
 
 def review_status(

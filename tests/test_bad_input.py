@@ -539,11 +539,15 @@ def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
 @pytest.mark.parametrize(
     ("fixture", "review", "expected"),
     [
-        ("review_impossible_deadline.md", "review-OLD-2026-001.md", ("deadline",)),
+        (
+            "review_impossible_deadline.md",
+            "review-OLD-2026-001.md",
+            ("review-OLD-2026-001.md:6: deadline",),
+        ),
         (
             "review_new_risk_with_colon.md",
             "review-MAN-2026-014.md",
-            ("new_risks item 1", "quotes"),
+            ("review-MAN-2026-014.md:11: new_risks item 1", "quotes"),
         ),
     ],
 )

@@ -143,7 +143,12 @@ def test_review_answer_outside_the_allowed_values_names_the_file(recon):
             "mitigations_worked: unknown", "mitigations_worked: banana"
         )
     )
-    with pytest.raises(InputFormatError, match="review-PD-7.md.*banana"):
+    line = next(
+        n
+        for n, text in enumerate(path.read_text().splitlines(), start=1)
+        if text.startswith("mitigations_worked:")
+    )
+    with pytest.raises(InputFormatError, match=rf"review-PD-7.md:{line}: .*banana"):
         read_review(path)
 
 
