@@ -6,11 +6,14 @@ incident's facts and the three questions every review answers: was this risk
 documented, did mitigations work as expected, what new risks were exposed.
 
 A review file, once written, belongs to the people filling it in: later runs
-never overwrite it.
+never overwrite it. When an analyst's decision changes an incident's match
+after its review was written, a run changes only the review's ``outcome``,
+``risk_id`` and ``owner`` lines and adds a dated note at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -79,16 +82,14 @@ def render_review(row: pd.Series, *, deadline_days: int, now: datetime) -> str:
         evidence.get("shared_terms") or [],
         *(row.get(key) for key in ("root_cause", "title", "impact")),
     )
+    owned = _owned_values(row)  # a near miss: recorded, but it did not happen
     meta = {
         "incident_id": str(row["incident_id"]),
         "status": "open",
         "deadline": deadline.strftime("%Y-%m-%d"),
-        # a near miss is recorded against the risk, but the risk did not happen
-        "outcome": "near-miss"
-        if row["outcome"] == "realized" and bool(row.get("near_miss")) is True
-        else row["outcome"],
-        "risk_id": None if pd.isna(row.get("risk_id")) else str(row["risk_id"]),
-        "owner": _show(row.get("owner"), "unassigned"),
+        "outcome": owned["outcome"],
+        "risk_id": owned["risk_id"],
+        "owner": owned["owner"],
         "mitigation_verdict": None
         if pd.isna(row.get("mitigation_verdict"))
         else str(row["mitigation_verdict"]),
@@ -137,6 +138,84 @@ def _write_new(path: Path, text: str) -> bool:
         os.unlink(tmp)
 
 
+#: Front-matter keys the tool keeps up to date in an existing review; every
+#: other key and the whole body are the people's.
+_OWNED_KEYS = ("outcome", "risk_id", "owner")
+
+
+def _owned_values(row: pd.Series) -> dict[str, str | None]:
+    near = row["outcome"] == "realized" and bool(row.get("near_miss")) is True
+    return {
+        "outcome": "near-miss" if near else str(row["outcome"]),
+        "risk_id": None if pd.isna(row.get("risk_id")) else str(row["risk_id"]),
+        "owner": _show(row.get("owner"), "unassigned"),
+    }
+
+
+def _repoint(path: Path, row: pd.Series, now: datetime) -> bool:
+    """Bring an existing review's outcome, risk and owner in line with the
+    incident's current match (after an analyst's redirect or rejection).
+
+    Only those front-matter lines change, and a dated note is added at the end;
+    the answers and the text people wrote stay as they are. False when the
+    review already agrees, or cannot be read (the run's review check names it).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        meta = frontmatter.loads(text).metadata
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    wanted = _owned_values(row)
+    old = {key: meta.get(key) for key in _OWNED_KEYS}
+    old = {k: None if v is None else str(v) for k, v in old.items()}
+    if old == wanted:
+        return False
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return False
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        return False
+    for i in range(1, end):
+        key = lines[i].split(":", 1)[0]
+        if key in wanted and wanted[key] != old[key]:
+            newline = lines[i][len(lines[i].rstrip("\r\n")) :] or "\n"
+            dumped = yaml.safe_dump({key: wanted[key]}, allow_unicode=True)
+            lines[i] = dumped.rstrip("\n") + newline
+    was = old["risk_id"] or "no risk"
+    now_risk = wanted["risk_id"] or "no risk"
+    note = (
+        f"\n> **{now:%Y-%m-%d}:** an analyst's decision changed this incident from "
+        f"{old['outcome']} {was} (owner {old['owner']}) to {wanted['outcome']} "
+        f"{now_risk} (owner {wanted['owner']}). The front matter says so; the text "
+        "above was written for the first match.\n"
+    )
+    body = "".join(lines)
+    if not body.endswith("\n"):
+        body += "\n"
+    _replace(path, body + note)
+    log.info("Review %s now names %s (was %s)", path, now_risk, was)
+    return True
+
+
+def _replace(path: Path, text: str) -> None:
+    """Replace a file atomically, keeping its permissions."""
+    mode = path.stat().st_mode & 0o777
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_reviews(
     reconciliation: pd.DataFrame,
     *,
@@ -164,31 +243,39 @@ def write_reviews(
     Returns
     -------
     pandas.DataFrame
-        ``incident_id, review_path, written`` where ``written`` is False for
-        reviews that already existed (kept as people left them).
+        ``incident_id, review_path, written, updated``: ``written`` is False
+        for reviews that already existed, kept as people left them except that
+        ``updated`` ones now name the incident's current outcome, risk and
+        owner (after an analyst's decision changed its match), with a dated
+        note at the end.
     """
     now = now or datetime.now(UTC)
     rows = []
     for _, row in reconciliation.iterrows():
         path = Path(row["review_path"])
         text = render_review(row, deadline_days=deadline_days, now=now)
-        written = False
+        written = updated = False
         if not dry_run and not path.exists():
             written = _write_new(path, text)
             if written and copy_to is not None:
                 _write_new(Path(copy_to) / path.name, text)
+        elif not dry_run:
+            updated = _repoint(path, row, now)
         rows.append(
             {
                 "incident_id": row["incident_id"],
                 "review_path": str(path),
                 "written": written,
+                "updated": updated,
             }
         )
-    result = pd.DataFrame(rows, columns=["incident_id", "review_path", "written"])
+    columns = ["incident_id", "review_path", "written", "updated"]
+    result = pd.DataFrame(rows, columns=columns)
     log.info(
-        "Reviews: %d written, %d already present",
+        "Reviews: %d written, %d already present (%d brought up to date)",
         int(result["written"].sum()),
         int((~result["written"]).sum()),
+        int(result["updated"].sum()),
     )
     return result
 

@@ -839,6 +839,7 @@ def run(
             "history_entries_added": len(update.realized) + len(update.created),
             "risks_created": len(update.created),
             "reviews_written": int(reviews["written"]["written"].sum()),
+            "reviews_updated": int(reviews["written"]["updated"].sum()),
             "reviews_open": int((status["status"] != "done").sum())
             if len(status)
             else 0,

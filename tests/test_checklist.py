@@ -175,3 +175,48 @@ def test_near_miss_review_says_the_risk_nearly_happened_not_that_it_did(recon):
     assert "The incident realized" not in text
     assert "near miss of **R-004**" in text
     assert "did not happen" in text
+
+
+def test_a_changed_match_updates_only_the_reviews_outcome_risk_and_owner(recon):
+    write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(recon.loc[0, "review_path"])
+    edited = (
+        path.read_text()
+        .replace("mitigations_worked: unknown", "mitigations_worked: 'no'")
+        .replace("status: open", "status: in-review")
+    ) + "\nNotes from the review meeting.\n"
+    path.write_text(edited)
+
+    # an analyst redirects PD-7 to another risk and owner
+    recon.loc[0, ["risk_id", "owner"]] = ["R-010", "core-eng"]
+    later = datetime(2026, 6, 3, tzinfo=UTC)
+    result = write_reviews(recon, deadline_days=14, now=later)
+    assert result["updated"].tolist() == [True, False]
+    text = path.read_text()
+    meta = read_review(path)
+    assert (meta["risk_id"], meta["owner"], meta["outcome"]) == (
+        "R-010",
+        "core-eng",
+        "realized",
+    )
+    assert (meta["status"], meta["mitigations_worked"]) == ("in-review", "no")
+    assert text.startswith(edited.replace("R-004\n", "R-010\n", 1).split("owner:")[0])
+    assert "Notes from the review meeting." in text
+    assert "2026-06-03:** an analyst's decision changed this incident from " in text
+    assert "realized R-004 (owner platform-team) to realized R-010" in text
+    old_lines = edited.splitlines()
+    new_lines = text.splitlines()
+    changed = [
+        a for a, b in zip(old_lines, new_lines, strict=False) if a != b
+    ]  # the risk_id and owner lines only
+    assert [line.split(":")[0] for line in changed] == ["risk_id", "owner"]
+
+    # the same match again changes nothing
+    assert not write_reviews(recon, deadline_days=14, now=later)["updated"].any()
+    assert path.read_text() == text
+
+    # a rejection that leaves the incident for review
+    recon.loc[0, ["outcome", "risk_id"]] = ["needs_review", None]
+    write_reviews(recon, deadline_days=14, now=later)
+    assert read_review(path)["risk_id"] is None
+    assert read_review(path)["outcome"] == "needs_review"

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from riskanalytics import pipeline
+from riskanalytics.checklist import read_review
 from riskanalytics.config import load_config
 from riskanalytics.exceptions import RiskAnalyticsError
 from riskanalytics.register import read_register
@@ -313,6 +314,7 @@ def test_redirect_after_recording_withdraws_the_old_risk_once(sample_project, ca
     def reconcile_and_update(run):
         pipeline.stage_reconcile(config, sample_project / run)
         pipeline.stage_register_update(config, sample_project / run)
+        pipeline.stage_reviews(config, sample_project / run)
         return read_register(config.risk_register_path)
 
     first = reconcile_and_update("first").history.set_index("incident_id")
@@ -334,10 +336,16 @@ def test_redirect_after_recording_withdraws_the_old_risk_once(sample_project, ca
     statuses = redirected.risks.set_index("risk_id")["status"]
     assert statuses[new] == "Realized" and statuses[old] == "Realized"
     assert f"records {old} as withdrawn" in caplog.text
+    # the incident's review names the risk it realized now, and says why
+    review = next(config.reviews_dir.glob(f"review-{incident}*.md"))
+    assert read_review(review)["risk_id"] == new
+    assert f"from realized {old} " in review.read_text(encoding="utf-8")
 
     text = config.risk_register_path.read_bytes()
+    reviewed = review.read_bytes()
     reconcile_and_update("third")
     assert config.risk_register_path.read_bytes() == text
+    assert review.read_bytes() == reviewed
 
 
 def test_review_of_an_incident_given_for_one_run_is_read_back_by_the_next(
