@@ -32,6 +32,7 @@ __all__ = [
     "MITIGATION_ANSWERS",
     "REVIEW_STATUSES",
     "format_duration",
+    "past_due",
     "read_review",
     "render_review",
     "review_status",
@@ -379,6 +380,22 @@ class _FrontMatterLines:
         return ""
 
 
+def past_due(deadline: pd.Timestamp, now: pd.Timestamp) -> bool:
+    """Whether a review due on ``deadline`` (a day) is late at ``now``: it is
+    due until the end of that day, UTC."""
+    return _days_late(deadline, now) > 0
+
+
+def _days_late(deadline: pd.Timestamp, now: pd.Timestamp) -> int:
+    return max(0, (_utc_day(now) - _utc_day(deadline)).days)
+
+
+def _utc_day(value) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    return stamp.tz_convert("UTC").normalize()
+
+
 def review_status(
     reviews_dir: str | Path, *, now: datetime | None = None
 ) -> pd.DataFrame:
@@ -400,7 +417,7 @@ def review_status(
             log.warning("Skipped review: %s", exc)
             continue
         deadline = meta["deadline"]
-        late = meta["status"] != "done" and deadline < now
+        late = meta["status"] != "done" and past_due(deadline, now)
         rows.append(
             {
                 "incident_id": str(meta["incident_id"]),
@@ -412,7 +429,7 @@ def review_status(
                 "mitigations_worked": str(meta.get("mitigations_worked", "unknown")),
                 "new_risks": list(meta.get("new_risks") or []),
                 "overdue": late,
-                "days_overdue": max(0, (now - deadline).days) if late else 0,
+                "days_overdue": _days_late(deadline, now) if late else 0,
             }
         )
     columns = [

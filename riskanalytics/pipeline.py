@@ -965,7 +965,7 @@ def preview(
     """
     import tempfile
 
-    from riskanalytics.checklist import review_status
+    from riskanalytics.checklist import past_due, review_status
 
     config = _config(config)
     _preflight(config, inputs, sources=False)  # stage_reconcile reads the sources
@@ -983,8 +983,7 @@ def preview(
     late_new = sum(
         1
         for row in reviews
-        if pd.notna(row["review_deadline"])
-        and pd.Timestamp(row["review_deadline"]) < now
+        if pd.notna(row["review_deadline"]) and past_due(row["review_deadline"], now)
     )
     recon = result.reconciliation
     summary = {

@@ -120,6 +120,22 @@ def test_filled_in_answers_are_read_back_and_overdue_counted(recon, tmp_path):
     assert bool(late["overdue"]) and late["days_overdue"] == 7
 
 
+@pytest.mark.parametrize(
+    ("now", "overdue", "days"),
+    [
+        (datetime(2026, 6, 3, 0, 5, tzinfo=UTC), False, 0),  # due today
+        (datetime(2026, 6, 3, 23, 59, tzinfo=UTC), False, 0),
+        (datetime(2026, 6, 4, 0, 0, tzinfo=UTC), True, 1),
+    ],
+)
+def test_a_review_is_due_until_the_end_of_its_day(recon, now, overdue, days):
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    status = review_status(Path(result.loc[0, "review_path"]).parent, now=now)
+    row = status.set_index("incident_id").loc["PD-7"]
+    assert row["review_deadline"].strftime("%Y-%m-%d") == "2026-06-03"
+    assert (bool(row["overdue"]), row["days_overdue"]) == (overdue, days)
+
+
 def test_review_with_broken_front_matter_names_the_file(tmp_path):
     path = tmp_path / "review-x.md"
     path.write_text("---\nincident_id: [\n---\n")
