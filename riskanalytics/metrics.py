@@ -167,7 +167,8 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     Returns
     -------
     pandas.DataFrame
-        Indexed by period start: ``incidents, realized, new_risks, needs_review,
+        Indexed by period start: ``incidents, realized`` (near misses
+        included), ``near_misses, new_risks, needs_review,
         predicted_share, risks_realized, mitigations_worked, mitigations_failed,
         mitigation_success_rate, near_misses_mitigated``, plus cumulative
         ``predicted_share_to_date``.
@@ -176,6 +177,7 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     columns = [
         "incidents",
         "realized",
+        "near_misses",
         "new_risks",
         "needs_review",
         "predicted_share",
@@ -197,6 +199,7 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
         rows[when] = {
             "incidents": len(group),
             "realized": int(realized.sum()),
+            "near_misses": int((realized & ~_happened(group)).sum()),
             "new_risks": int((group["outcome"] == "new_risk").sum()),
             "needs_review": int((group["outcome"] == "needs_review").sum()),
             "predicted_share": _share(int(realized.sum()), int(_decided(group).sum())),
@@ -211,7 +214,8 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
         table.index.min(), table.index.max(), freq=_PERIOD_FREQ[period]
     )
     table = table.reindex(full.start_time)
-    counts = ["incidents", "realized", "new_risks", "needs_review", "risks_realized"]
+    counts = ["incidents", "realized", "near_misses", "new_risks", "needs_review"]
+    counts += ["risks_realized"]
     counts += ["mitigations_worked", "mitigations_failed", "near_misses_mitigated"]
     table[counts] = table[counts].fillna(0).astype(int)
     decided = (table["realized"] + table["new_risks"]).cumsum()

@@ -27,7 +27,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_COLOURS = {"realized": "#2b8cbe", "new_risks": "#e34a33", "needs_review": "#fdbb84"}
+_COLOURS = {
+    "realized": "#2b8cbe",
+    "near_misses": "#a6bddb",
+    "new_risks": "#e34a33",
+    "needs_review": "#fdbb84",
+}
 
 
 def _figure(title: str) -> tuple[Figure, object]:
@@ -77,16 +82,23 @@ def plot_predicted_share(metrics: Metrics, path: Path | None = None) -> Figure:
 
 
 def plot_outcomes(metrics: Metrics, path: Path | None = None) -> Figure:
-    """Incidents per period: realized risks, new risks, still to review."""
+    """Incidents per period: realized risks, near misses, new risks, to review."""
     fig, ax = _figure(f"Incidents per {metrics.period} by outcome")
     table = metrics.by_period
     x = list(range(len(table)))
     bottom = [0] * len(table)
-    names = {"realized": "realized a risk", "new_risks": "new risk"}
-    names["needs_review"] = "needs review"
-    for column, label in names.items():
-        values = table[column].astype(int).tolist()
-        ax.bar(x, values, bottom=bottom, color=_COLOURS[column], label=label)
+    near = table["near_misses"].astype(int)
+    bars = {
+        "realized a risk": (table["realized"].astype(int) - near, _COLOURS["realized"]),
+        "near miss of a risk": (near, _COLOURS["near_misses"]),
+        "new risk": (table["new_risks"].astype(int), _COLOURS["new_risks"]),
+        "needs review": (table["needs_review"].astype(int), _COLOURS["needs_review"]),
+    }
+    for label, (series, colour) in bars.items():
+        values = series.tolist()
+        if label.startswith("near") and not any(values):
+            continue
+        ax.bar(x, values, bottom=bottom, color=colour, label=label)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_xticks(x, _labels(table.index, metrics.period), rotation=45, ha="right")
     ax.set_ylabel("incidents")
@@ -97,7 +109,9 @@ def plot_outcomes(metrics: Metrics, path: Path | None = None) -> Figure:
 
 def plot_mitigations(metrics: Metrics, path: Path | None = None) -> Figure:
     """Mitigation verdicts of realized risks per period, near misses apart."""
-    fig, ax = _figure(f"Mitigations of realized risks, per {metrics.period}")
+    fig, ax = _figure(
+        f"Mitigations of realized risks and near misses, per {metrics.period}"
+    )
     table = metrics.by_period
     x = list(range(len(table)))
     worked = table["mitigations_worked"].astype(int).tolist()
@@ -116,7 +130,7 @@ def plot_mitigations(metrics: Metrics, path: Path | None = None) -> Figure:
             label="caught a near miss",
         )
     ax.set_xticks(x, _labels(table.index, metrics.period), rotation=45, ha="right")
-    ax.set_ylabel("realized risks")
+    ax.set_ylabel("incidents with a verdict")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _save(fig, path)

@@ -197,8 +197,18 @@ def update_headline(update, *, dry_run: bool) -> str:
     verb = "would record" if dry_run else "recorded"
     if not update.changed:
         return "The register already records everything this run found: no change."
+    events = [r.event for r in update.realized]
+    counts = [
+        (events.count("realized"), "realization(s)"),
+        (events.count("near-miss"), "near miss(es)"),
+        (events.count("withdrawn"), "withdrawn realization(s)"),
+        (events.count("reviewed"), "reviewers' verdict(s)"),
+    ]
+    told = (
+        ", ".join(f"**{n}** {what}" for n, what in counts if n) or "**0** realizations"
+    )
     return (
-        f"This run {verb} **{len(update.realized)}** realization(s) and "
+        f"This run {verb} {told} and "
         f"**{len(update.created)}** new risk(s); "
         f"**{len(update.already_recorded)}** incident(s) were already recorded."
     )

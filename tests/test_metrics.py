@@ -129,6 +129,7 @@ def test_a_near_miss_is_predicted_but_not_an_occurrence():
     assert metrics.headline["near_misses_mitigated"] == 1
     assert list(metrics.by_period["mitigations_worked"]) == [1, 0]
     assert list(metrics.by_period["near_misses_mitigated"]) == [0, 1]
+    assert list(metrics.by_period["near_misses"]) == [0, 1]
     assert "1 worked, 0 failed, 0 unknown); they caught 1 near miss" in (
         metrics_headline(metrics)
     )

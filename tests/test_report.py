@@ -151,3 +151,22 @@ def test_evidence_shows_failure_modes_and_terms_in_plain_words():
     table = report.evidence_table(recon).data
     assert table.loc[0, "failure modes"] == "global rollout, config"
     assert table.loc[0, "shared terms"] == "routers, crashed"
+
+
+def test_update_headline_counts_near_misses_apart_from_realizations():
+    from types import SimpleNamespace
+
+    from riskanalytics.report import update_headline
+
+    events = ["realized", "realized", "near-miss", "withdrawn", "reviewed"]
+    update = SimpleNamespace(
+        changed=True,
+        realized=[SimpleNamespace(event=e) for e in events],
+        created={"I-9": "R-031"},
+        already_recorded=["I-1"],
+    )
+    assert update_headline(update, dry_run=False) == (
+        "This run recorded **2** realization(s), **1** near miss(es), **1** "
+        "withdrawn realization(s), **1** reviewers' verdict(s) and **1** new "
+        "risk(s); **1** incident(s) were already recorded."
+    )
