@@ -132,6 +132,10 @@ def likelihood_probability(
     return None
 
 
+#: Below this many days of incident history, calibration gets a warning.
+SHORT_WINDOW_DAYS = 180
+
+
 def _happened(frame: pd.DataFrame) -> pd.Series:
     """Rows whose risk was realized by an incident that happened (no near miss)."""
     realized = frame["outcome"] == "realized"
@@ -387,6 +391,13 @@ def compute_metrics(
         notes.append("No incident has a start time: no trends or calibration.")
     else:
         start, end = starts.min(), starts.max()
+        span = (end - start).days
+        if span < SHORT_WINDOW_DAYS:
+            notes.append(
+                f"The incidents span {span} day(s): stated likelihoods are yearly, "
+                "so over so short a window the Brier score and the calibration "
+                "say little yet."
+            )
         calibration = calibration_table(
             recon, risks, likelihood_mapping, start=start, end=end
         )

@@ -79,6 +79,17 @@ def test_headline_figures():
     assert by_severity.loc["high", "predicted_share"] == 1.0
 
 
+def test_a_short_history_warns_that_calibration_says_little():
+    metrics = compute_metrics(HISTORY, RISKS, likelihood_mapping=MAPPING)
+    span = (HISTORY["started_at"].max() - HISTORY["started_at"].min()).days
+    assert span < 180
+    assert any(f"span {span} day(s)" in note for note in metrics.notes)
+    later = HISTORY.copy()
+    later.loc[later.index[-1], "started_at"] = pd.Timestamp("2027-06-01", tz="UTC")
+    long = compute_metrics(later, RISKS, likelihood_mapping=MAPPING)
+    assert not any("say little" in note for note in long.notes)
+
+
 def test_brier_score_of_a_known_window():
     start = pd.Timestamp("2026-01-01", tz="UTC")
     end = pd.Timestamp("2027-01-01", tz="UTC")
