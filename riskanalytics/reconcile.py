@@ -259,8 +259,8 @@ def new_risk_from_incident(
     """The fields of a register risk built from an unpredicted incident.
 
     The description is the incident's root cause (else its title); the
-    category is the source's one short label for the incident, else
-    ``Unclassified``; the owner
+    category is the source's label for the incident (the first of its
+    categories) when short, else ``Unclassified``; the owner
     comes from the service-to-owner map in config, else ``default_owner``.
     Likelihood starts at ``Possible`` (it has happened once); impact follows the
     incident's severity.
@@ -315,9 +315,10 @@ _NO_CATEGORY = {
 
 
 def _new_risk_category(value: object) -> str:
-    """One short label of the source (not a list of tags), else Unclassified."""
-    text = " ".join((_text(value) or "").split())
-    if not text or ";" in text or len(text) > 40 or text.lower() in _NO_CATEGORY:
+    """The source's label (the first of its categories), if short; else
+    Unclassified."""
+    text = " ".join((_text(value) or "").split(";")[0].split())
+    if not text or len(text) > 40 or text.lower() in _NO_CATEGORY:
         return "Unclassified"
     return text
 

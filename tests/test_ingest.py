@@ -677,7 +677,7 @@ def test_frontmatter_postmortems():
     row = frame.set_index("incident_id").loc["pm-00b7f759-21f8-4767-8803-f09d863005cd"]
     assert row["service"] == "Amazon SimpleDB"
     assert row["root_cause"].startswith("Multiple SimpleDB storage nodes lost power")
-    assert row["category"].startswith("simpledb; us east; power loss")
+    assert row["category"].startswith("cloud; simpledb; us east; power loss")
 
 
 CSV_REPORTS = """\
@@ -777,6 +777,8 @@ def test_generic_jsonl_reports(tmp_path):
         ({"section": "Time"}, "Time"),
         ({"tags": ["dns", " ", "bgp"]}, "dns; bgp"),
         ({"category": "", "tags": "network"}, "network"),
+        ({"category": "security", "tags": ["tls", "security"]}, "security; tls"),
+        ({"section": "Time", "labels": {"severity": "page"}}, "Time"),
         ({"tags": {"not": "text"}}, None),
         ({}, None),
     ],

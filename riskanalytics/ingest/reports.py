@@ -12,8 +12,8 @@ MoJ-style postmortems
     ``moj-YYYY-MM-DD-<slug of title>``. The ``Template`` section is ignored.
 Front-matter postmortems (icco/postmortems)
     YAML front matter with ``uuid``, ``title``, ``start_time``, ``end_time``,
-    ``company``, ``product``, ``summary``, ``keywords`` (the ``category``);
-    id ``pm-<uuid>``.
+    ``company``, ``product``, ``summary``, ``categories`` and ``keywords``
+    (the ``category``); id ``pm-<uuid>``.
 Generic CSV / JSON lines (contract)
     Any subset of the incident columns beyond ``incident_id`` (or ``id``) and
     one of ``title``/``root_cause``. A true ``near_miss`` or a ``trigger`` of
@@ -250,9 +250,8 @@ def read_frontmatter_postmortem(path: Path, ctx: ReadContext) -> list[dict[str, 
             "root_cause": text_or_none(meta.get("summary"))
             or text_or_none(post.content[:2000]),
             "impact": None,
-            # its keywords classify it better than its broad categories
-            "category": text_or_none(meta.get("keywords"))
-            or text_or_none(meta.get("categories")),
+            # its broad categories, then the keywords that say more
+            "category": _category(meta),
             "started_at": started,
             "resolved_at": resolved,
             "service": " ".join(p for p in (company, product) if p) or None,
@@ -311,16 +310,26 @@ def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
     return record
 
 
-#: Keys of a report that classify it, the first present wins.
-_CATEGORY_KEYS = ("category", "categories", "section", "tags")
+#: Keys of a report that classify it: its one label (the first present), then
+#: its tags.
+_LABEL_KEYS = ("category", "categories", "section")
+_TAG_KEYS = ("tags", "labels", "keywords")
 
 
 def _category(row: dict[str, Any]) -> str | None:
-    """The report's own classification: a text, or a list joined with ``; ``."""
-    for key in _CATEGORY_KEYS:
-        if text := text_or_none(row.get(key)):
-            return text
-    return None
+    """The report's own classification: its label, then its tags, ``; ``-joined."""
+    label = next(
+        (text for key in _LABEL_KEYS if (text := text_or_none(row.get(key)))), None
+    )
+    parts = [label] if label else []
+    for key in _TAG_KEYS:
+        value = row.get(key)
+        if isinstance(value, dict):  # Alertmanager-style labels name no category
+            continue
+        if text := text_or_none(value):
+            parts += [p.strip() for p in text.split(";")]
+    unique = list(dict.fromkeys(p for p in parts if p))
+    return "; ".join(unique) or None
 
 
 def read_csv_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
