@@ -213,7 +213,7 @@ def _rating(row: pd.Series) -> str:
     return f" (rating {rating})" if rating else ""
 
 
-def _reconciliation_fact(row: pd.Series) -> Fact | None:
+def _reconciliation_fact(row: pd.Series, *, unowned: bool = False) -> Fact | None:
     outcome = _text(row.get("outcome"))
     incident_id = _text(row.get("incident_id"))
     risk_id = _text(row.get("risk_id"))
@@ -233,7 +233,9 @@ def _reconciliation_fact(row: pd.Series) -> Fact | None:
         ]
     elif outcome == "new_risk":
         lines = [
-            f"New risk {risk_id}{_rating(row)} assigned to you: {description}",
+            f"New risk {risk_id}{_rating(row)} "
+            + ("with no owner yet" if unowned else "assigned to you")
+            + f": {description}",
             _incident_line(row),
         ]
     elif outcome == "needs_review":
@@ -292,7 +294,9 @@ def _counted(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _render(owner: str, facts: Sequence[Fact], escalation: bool) -> tuple[str, str]:
+def _render(
+    owner: str, facts: Sequence[Fact], escalation: bool, unowned: bool = False
+) -> tuple[str, str]:
     """The title and plain-text body of a message holding ``facts``."""
     counts = {kind: sum(f.kind == kind for f in facts) for kind in _KIND_ORDER}
     near_misses = sum(f.near_miss for f in facts)
@@ -316,8 +320,15 @@ def _render(owner: str, facts: Sequence[Fact], escalation: bool) -> tuple[str, s
             "were involved in incidents."
         )
     else:
-        title = f"riskanalytics: {', '.join(summary)} for {owner}"
-        intro = f"Risk register news for {owner}."
+        if unowned:
+            title = f"riskanalytics: {', '.join(summary)} with no owner"
+            intro = (
+                "Risk register news with no owner yet: give each risk an owner "
+                "in the register."
+            )
+        else:
+            title = f"riskanalytics: {', '.join(summary)} for {owner}"
+            intro = f"Risk register news for {owner}."
         if any(f.review for f in facts):
             intro += (
                 "\nFill in each post-incident review by its due date: in its front "
@@ -374,10 +385,10 @@ def build_messages(
     escalated: list[Fact] = []
 
     for _, row in reconciliation.iterrows():
-        fact = _reconciliation_fact(row)
+        owner = _text(row.get("owner")) or config.default_owner
+        fact = _reconciliation_fact(row, unowned=owner == config.default_owner)
         if fact is None:
             continue
-        owner = _text(row.get("owner")) or config.default_owner
         by_owner.setdefault(owner, []).append(fact)
         if fact.kind != "needs_review" and _flag(row.get("escalate")):
             line = f"Owner: {owner}"
@@ -400,7 +411,9 @@ def build_messages(
     messages = []
     for owner in sorted(by_owner):
         facts = by_owner[owner]
-        title, body = _render(owner, facts, escalation=False)
+        title, body = _render(
+            owner, facts, escalation=False, unowned=owner == config.default_owner
+        )
         messages.append(
             Message(
                 owner=owner,

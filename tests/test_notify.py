@@ -158,6 +158,8 @@ def test_build_messages_one_message_per_owner(config, reconciliation, overdue):
     # An incident nobody owns goes to the default owner and default URLs.
     assert messages[2].keys == ["needs_review:INC-2060:"]
     assert messages[2].urls == [config.notifications.default[0]]
+    assert messages[2].title == "riskanalytics: 1 incident to review with no owner"
+    assert messages[2].body.startswith("Risk register news with no owner yet")
 
 
 def test_build_messages_names_a_near_miss_as_such(config, reconciliation):
@@ -380,3 +382,13 @@ def test_send_messages_without_url_reports_failure(config, tmp_path):
 )
 def test_redact_url_hides_credentials(url, shown):
     assert redact_url(url) == shown
+
+
+def test_a_new_risk_nobody_owns_is_not_said_to_be_assigned(config, reconciliation):
+    row = reconciliation[reconciliation["outcome"] == "new_risk"].head(1).copy()
+    row["owner"] = None
+    (message,) = [
+        m for m in build_messages(config, row) if m.owner == config.default_owner
+    ]
+    assert "with no owner yet" in message.body
+    assert "assigned to you" not in message.body
