@@ -686,3 +686,16 @@ def test_two_incidents_realizing_one_risk_in_one_run_write_realized_once(tmp_pat
     assert status == "Realized"
     assert "Realizedzed" not in path.read_text(encoding="utf-8")
     assert list(register.history["incident_id"]) == ["INC-1", "INC-2"]
+
+
+def test_register_add_ids_keeps_a_delimiter_row_without_spaces_in_its_style(tmp_path):
+    path = tmp_path / "risk-register.md"
+    path.write_text(
+        "| Risk | Owner |\n|------|-------|\n| Disk fills up | sre |\n",
+        encoding="utf-8",
+    )
+    add_ids(path)
+    assert path.read_text(encoding="utf-8") == (
+        "| ID    | Risk | Owner |\n|-------|------|-------|\n"
+        "| R-001 | Disk fills up | sre |\n"
+    )

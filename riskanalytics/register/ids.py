@@ -159,9 +159,12 @@ def _plan(path: Path, data: bytes, prefix: str, width: int) -> IdsAdded:
     fresh = list(lines)
     fresh[table.header_line] = _with_cell(header, "ID".ljust(size), padded)
     if table.delimiter_line is not None:
-        fresh[table.delimiter_line] = _with_cell(
-            lines[table.delimiter_line], "-" * max(3, size), padded
-        )
+        delimiter = lines[table.delimiter_line]
+        # a delimiter row is often written without spaces ("|---|") in a padded
+        # table: keep its own style, as wide as the header's cell
+        spaced = " |" in delimiter or "| " in delimiter
+        dashes = max(3, size + (2 if padded and not spaced else 0))
+        fresh[table.delimiter_line] = _with_cell(delimiter, "-" * dashes, spaced)
     numbers = iter(ids)
     for row, values in zip(table.rows, table.values, strict=True):
         cell = next(numbers) if any(values) else ""
