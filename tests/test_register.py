@@ -699,3 +699,14 @@ def test_register_add_ids_keeps_a_delimiter_row_without_spaces_in_its_style(tmp_
         "| ID    | Risk | Owner |\n|-------|------|-------|\n"
         "| R-001 | Disk fills up | sre |\n"
     )
+
+
+def test_readme_lists_every_header_name_the_parser_reads():
+    from riskanalytics.register.parse import _SYNONYMS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for field, names in _SYNONYMS.items():
+        (row,) = [
+            line for line in readme.splitlines() if line.startswith(f"| {field} |")
+        ]
+        assert row.split(" | ")[1].rstrip(" |") == ", ".join(f"`{n}`" for n in names)

@@ -113,6 +113,11 @@ _SYNONYMS: dict[str, list[str]] = {
         "hazard name",
         "name",
         "summary",
+        "risk statement",
+        "statement",
+        "what could go wrong",
+        "scenario",
+        "risk scenario",
     ],
     "mitigations": [
         "mitigation",
