@@ -710,3 +710,17 @@ def test_readme_lists_every_header_name_the_parser_reads():
             line for line in readme.splitlines() if line.startswith(f"| {field} |")
         ]
         assert row.split(" | ")[1].rstrip(" |") == ", ".join(f"`{n}`" for n in names)
+
+
+def test_a_second_risk_table_is_refused_naming_its_line(tmp_path):
+    path = tmp_path / "risk-register.md"
+    header = "| ID | Risk | Owner |\n|----|------|-------|\n"
+    text = (
+        f"# Risks\n\n{header}| R-001 | Disk fills up | sre |\n\nMore risks:\n\n"
+        f"{header}| R-002 | DNS fails | net |\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RegisterFormatError, match=r"risk-register.md:9: a second"):
+        read_register(path)
+    assert not check_register(path).ok
+    assert path.read_text(encoding="utf-8") == text

@@ -653,6 +653,22 @@ def parse_register(path: Path, text: str, scales: dict | None = None) -> Registe
             + _json_hint(body)
         )
 
+    second = next(
+        (
+            t
+            for t in candidates
+            if t is not table and "risk_id" in t.fields and "description" in t.fields
+        ),
+        None,
+    )
+    if second is not None:
+        # one table is read and updated: new IDs could repeat the other's
+        raise RegisterFormatError(
+            f"{path}:{second.header_line + 1}: a second risk table (the first "
+            f"starts at line {table.header_line + 1}); riskanalytics reads and "
+            "updates one table of risks: merge them into one"
+        )
+
     warnings: list[str] = []
     _check_rows(path, table)
     risks, scale_names = _risk_frame(path, table, scales or {}, warnings)
