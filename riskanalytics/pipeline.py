@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -668,18 +669,47 @@ def require_incident(
         )
 
 
+def _cannot_write(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (or the nearest folder that
+    exists, where it would be made), or None. Tried, not guessed from modes:
+    permissions, read-only mounts and immutable folders all show."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".riskanalytics-check-"):
+            pass
+    except OSError as exc:
+        return f"{existing} cannot be written ({exc.strerror or exc})"
+    return None
+
+
+def _cannot_replace(path: Path) -> str | None:
+    """Why the file ``path`` cannot be updated, or None (opened for appending,
+    nothing written)."""
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        return f"{path} cannot be written ({exc.strerror or exc})"
+    return None
+
+
 def _preflight(
     config: Config,
     inputs: Sequence[str | Path],
     *,
     notify: bool = False,
     sources: bool = True,
+    writes: tuple[str, ...] = (),
 ) -> dict:
     """Read every input once so that bad input stops the run before any write.
 
     With ``notify`` (a run that will send), notification URLs naming unset
     environment variables are a configuration error too. Without ``sources``
     the incident files are left to the caller, which reads them next.
+    ``writes`` names what the run will write (``reports_dir``, ``reviews_dir``,
+    ``risk_register_path``): each must be writable, or nothing starts.
     """
     from riskanalytics.decisions import (
         check_risk_ids,
@@ -694,6 +724,26 @@ def _preflight(
             raise ConfigError(
                 config.config_path, [(key, f"{folder} exists and is not a folder")]
             )
+    # a run that cannot write its outputs must stop before it changes anything
+    register_path = Path(config.risk_register_path)
+    folders = {
+        "reports_dir": config.reports_dir,
+        "reviews_dir": config.reviews_dir,
+        "risk_register_path": register_path.parent,
+    }
+    unwritable = [
+        (key, problem)
+        for key in writes
+        if (problem := _cannot_write(Path(folders[key])))
+    ]
+    if (
+        "risk_register_path" in writes
+        and register_path.is_file()
+        and (problem := _cannot_replace(register_path))
+    ):
+        unwritable.append(("risk_register_path", problem))
+    if unwritable:
+        raise ConfigError(config.config_path, unwritable)
     if notify and config.notifications.enabled:
         from riskanalytics.notify import unset_variables
 
@@ -773,7 +823,12 @@ def run(
     config = _config(config)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    inputs_summary = _preflight(config, inputs, notify=notify and not dry_run)
+    writes = ("reports_dir",)
+    if not dry_run:
+        writes += ("reviews_dir", "risk_register_path")
+    inputs_summary = _preflight(
+        config, inputs, notify=notify and not dry_run, writes=writes
+    )
     if run_id:
         run_dir = config.reports_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -963,8 +1018,6 @@ def preview(
         and ``notifications`` (what a run would send, as in ``run.json``;
         ``{"enabled": False}`` when notifications are off).
     """
-    import tempfile
-
     from riskanalytics.checklist import past_due, review_status
 
     config = _config(config)

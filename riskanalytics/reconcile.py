@@ -13,13 +13,16 @@ For every incident the match decides the outcome:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import frontmatter
 import pandas as pd
+import yaml
 
 from riskanalytics.config import Config
 
@@ -30,6 +33,7 @@ __all__ = [
     "new_risk_from_incident",
     "reconcile",
     "review_filename",
+    "review_path_for",
     "scale_word",
 ]
 
@@ -184,10 +188,42 @@ def judge_mitigations(incident: pd.Series, mitigations: object) -> MitigationVer
     return MitigationVerdict("unknown", "the incident data does not say")
 
 
+#: Longest incident id used as it is in a review's file name.
+_NAME_LIMIT = 100
+
+
+def _slug(incident_id: object) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(incident_id)).strip("-.")
+
+
 def review_filename(incident_id: str) -> str:
-    """The review file name for an incident: a safe slug of its id."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(incident_id)).strip("-.")
-    return f"review-{slug or 'incident'}.md"
+    """The review file name for an incident: ``review-<id>.md`` when the id is
+    safe in a file name as it is; otherwise a safe slug, cut short, and a hash
+    of the id, so that two ids never share a file ("a/b" and "a-b", two ids
+    in another script) and no name is too long for the file system."""
+    text = str(incident_id)
+    slug = _slug(text)
+    if slug == text and len(text) <= _NAME_LIMIT:
+        return f"review-{slug}.md"
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return f"review-{slug[:80].rstrip('-.') or 'incident'}-{digest}.md"
+
+
+def review_path_for(reviews_dir: str | Path, incident_id: str) -> Path:
+    """Where an incident's review lives. A review written under the earlier,
+    slug-only name for an id that now gets a hashed name is kept where it is
+    when its front matter names this incident."""
+    reviews_dir = Path(reviews_dir)
+    path = reviews_dir / review_filename(incident_id)
+    legacy = reviews_dir / f"review-{_slug(incident_id) or 'incident'}.md"
+    if legacy != path and not path.exists() and legacy.is_file():
+        try:
+            meta = frontmatter.load(legacy).metadata
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return path
+        if str(meta.get("incident_id")) == str(incident_id):
+            return legacy
+    return path
 
 
 def _deadline(row: pd.Series, days: int, now: datetime) -> pd.Timestamp:
@@ -386,7 +422,7 @@ def reconcile(
             candidates=match["candidates"] if match is not None else "",
             evidence=match["evidence"] if match is not None else {},
             decided_by=match.get("decided_by", "score") if match is not None else None,
-            review_path=str(Path(config.reviews_dir) / review_filename(iid)),
+            review_path=str(review_path_for(config.reviews_dir, iid)),
             review_deadline=_deadline(incident, config.review_deadline_days, now),
         )
         start, end = incident.get("started_at"), incident.get("resolved_at")

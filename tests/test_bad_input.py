@@ -574,3 +574,54 @@ def test_review_status_skips_a_latin1_review(tmp_path, caplog):
     status = review_status(tmp_path)
     assert status.empty
     assert "review-OLD-2.md" in caplog.text
+
+
+# --- outputs that cannot be written ------------------------------------------------
+
+
+def _set_config(project: Path, **values) -> None:
+    config = project / "config.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data.update(values)
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+@pytest.mark.parametrize("key", ["reviews_dir", "reports_dir"])
+def test_an_output_folder_that_cannot_be_made_stops_the_run_first(
+    project, no_notebooks, key
+):
+    # a folder inside a file cannot be created, whoever runs the test
+    _set_config(project, **{key: "learning/risk-register.md/out"})
+    run_refused(project, "config.yaml", key, "cannot be written")
+
+
+def _immutable(path: Path) -> bool:
+    """Make ``path`` immutable (chattr +i), if this machine lets us."""
+    import subprocess
+
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+    return done.returncode == 0
+
+
+def _mutable(path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+@pytest.mark.parametrize("where", ["learning/reviews", "learning/risk-register.md"])
+def test_an_unwritable_review_folder_or_register_stops_the_run_first(
+    project, no_notebooks, where
+):
+    target = project / where
+    if where.endswith("reviews"):
+        target.mkdir()
+    if not _immutable(target):
+        if os.access(target, os.W_OK) and os.geteuid() == 0:
+            pytest.skip("no chattr here and root can write anything")
+        target.chmod(0o555 if target.is_dir() else 0o444)
+    try:
+        run_refused(project, "config.yaml", "cannot be written")
+    finally:
+        _mutable(target)
+        target.chmod(0o755 if target.is_dir() else 0o644)

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ from riskanalytics.reconcile import (
     new_risk_from_incident,
     reconcile,
     review_filename,
+    review_path_for,
 )
 from tests.helpers import incidents, matches, risks
 
@@ -130,9 +132,24 @@ def test_low_rated_risk_is_not_escalated(config):
     assert not table.loc[0, "escalate"]
 
 
-def test_review_file_names_are_safe_slugs():
-    assert review_filename("PD/123 x") == "review-PD-123-x.md"
-    assert review_filename("../..") == "review-incident.md"
+def test_review_file_names_are_safe_and_never_shared():
+    assert review_filename("PD-123") == "review-PD-123.md"
+    assert re.fullmatch(
+        r"review-PD-123-x-[0-9a-f]{10}\.md", review_filename("PD/123 x")
+    )
+    assert re.fullmatch(r"review-incident-[0-9a-f]{10}\.md", review_filename("../.."))
+    ids = ["a/b", "a-b", "a b", "事故一", "事故二", "..", "A" * 400, "A" * 401]
+    names = [review_filename(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert all(len(n) < 110 and "/" not in n for n in names)
+
+
+def test_a_review_under_its_earlier_name_is_kept(tmp_path):
+    legacy = tmp_path / "review-PD-123-x.md"
+    legacy.write_text("---\nincident_id: PD/123 x\n---\n", encoding="utf-8")
+    assert review_path_for(tmp_path, "PD/123 x") == legacy
+    # a file of that name about another incident is not taken
+    assert review_path_for(tmp_path, "PD 123 x") != legacy
 
 
 def test_incident_without_any_text_goes_to_review_not_to_a_new_risk(config):
