@@ -312,6 +312,8 @@ def metrics_headline(metrics) -> str:
 def period_table(metrics) -> pd.DataFrame:
     """The per-period metrics with shares as percentages."""
     table = metrics.by_period.copy()
+    if table.empty:
+        return _present(table, "No incident has a start time yet.")
     shares = ("predicted_share", "predicted_share_to_date", "mitigation_success_rate")
     for column in shares:
         table[column] = table[column].map(_pct)

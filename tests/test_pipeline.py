@@ -572,3 +572,20 @@ def test_full_run_names_a_decision_it_cannot_apply_on_the_console(
         in caplog.text
     )
     assert read_register(config.risk_register_path).text == register.text
+
+
+def test_a_run_with_no_incidents_writes_every_report(sample_project):
+    import yaml
+
+    path = sample_project / "config.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["incident_sources"] = []
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    register = (sample_project / "learning" / "risk-register.md").read_bytes()
+
+    summary = pipeline.run(load_config(path), trigger="weekly", notify=False)
+
+    assert summary["outcome"] == "success" and summary["counts"]["incidents"] == 0
+    run_dir = sample_project / "reports" / summary["run_id"]
+    assert len(list(run_dir.glob("*.html"))) == 4
+    assert (sample_project / "learning" / "risk-register.md").read_bytes() == register
