@@ -54,6 +54,14 @@ _env = Environment(
 )
 
 
+def _cell(value: object) -> str:
+    """Text fit for one Markdown table cell or heading: one line, pipes escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+_env.filters["cell"] = _cell
+
+
 def format_duration(minutes: object) -> str:
     """A duration in minutes as ``2 h 05 min``; "unknown" when missing."""
     if minutes is None or pd.isna(minutes):

@@ -370,7 +370,7 @@ def register_add_ids(path, prefix, width, dry_run):
 @cli.command()
 @click.option("--config", "config_path", default="config.yaml", type=_existing)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 def serve(config_path, host, port):
     """Receive webhooks and queue runs (PagerDuty, Alertmanager, GitHub, ...)."""
     from riskanalytics.serve import serve as serve_app

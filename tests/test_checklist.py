@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -236,3 +237,19 @@ def test_a_changed_match_updates_only_the_reviews_outcome_risk_and_owner(recon):
     write_reviews(recon, deadline_days=14, now=later)
     assert read_review(path)["risk_id"] is None
     assert read_review(path)["outcome"] == "needs_review"
+
+
+def test_facts_with_pipes_and_newlines_keep_the_table_whole(recon):
+    row = recon.iloc[0].copy()
+    row["service"] = "mail|er\nx"
+    row["incident_id"] = "X|Y\nZ"
+    row["title"] = "Two\nlines"
+    text = render_review(row, deadline_days=14, now=NOW)
+    body = text.split("\n---\n", 1)[1]
+    assert "# Post-incident review: Two lines\n" in body
+    facts = body.split("| Fact | Value |\n|---|---|\n")[1].split("\n\n")[0]
+    rows = facts.splitlines()
+    assert len(rows) == 7
+    assert "| Service | mail\\|er x |" in rows
+    assert rows[0].startswith("| Incident | `X\\|Y Z` (")
+    assert all(len(re.split(r"(?<!\\)\|", r)) == 4 for r in rows)

@@ -298,3 +298,10 @@ def test_weekly_run_exits_1_saying_reviews_are_overdue(
     result = CliRunner().invoke(cli, ["run", "--trigger", "weekly"])
     assert result.exit_code == code, result.output
     assert ("3 post-incident review(s) overdue: exit 1" in caplog.text) == bool(code)
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_serve_refuses_a_port_that_cannot_be(port):
+    result = invoke("serve", "--port", port)
+    assert result.exit_code == 2
+    assert "--port" in result.output and "Traceback" not in result.output
