@@ -107,8 +107,21 @@ def render_review(row: pd.Series, *, deadline_days: int, now: datetime) -> str:
         "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     values = {key: _show(row.get(key)) for key in row.index}
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    # say which keys are the run's and which are the reviewer's
+    front = front.replace(
+        "\nmitigation_verdict:",
+        "\n# the run's guess from the incident text:\nmitigation_verdict:",
+        1,
+    ).replace(
+        "\nmitigations_worked:",
+        "\n# your answers: mitigations_worked (yes, no, partly or unknown), new_risks"
+        "\n# (one line each; quoted when it holds a colon), and status above\n"
+        "mitigations_worked:",
+        1,
+    )
     values.update(
-        front_matter=yaml.safe_dump(meta, sort_keys=False, allow_unicode=True),
+        front_matter=front,
         title=_show(row.get("title"), str(row["incident_id"])),
         deadline=meta["deadline"],
         deadline_days=deadline_days,
