@@ -574,3 +574,75 @@ def test_review_status_skips_a_latin1_review(tmp_path, caplog):
     status = review_status(tmp_path)
     assert status.empty
     assert "review-OLD-2.md" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "- incident_id: MAN-2026-031\n  action: reject\n  risk_id: R-022\n"
+            "  action: confirm\n",
+            ("match-decisions.yaml:4: entry 0", "action set twice"),
+        ),
+        (
+            "- {incident_id: MAN-2026-031, action: confirm, risk_id: R-022}\n"
+            "- {incident_id: MAN-2026-014, action: reject, action: confirm}\n",
+            ("match-decisions.yaml:2: entry 1", "action set twice"),
+        ),
+        (
+            "- {incident_id: MAN-2026-031, action: confirm, risk_id: R-022,"
+            " at: not a date}\n",
+            ("match-decisions.yaml:1: entry 0", "at must be a date"),
+        ),
+        (
+            "- incident_id: MAN-2026-031\n  action: confirm\n  risk_id: R-022\n"
+            "  by: [1, 2]\n",
+            ("match-decisions.yaml:4: entry 0", "by must be text"),
+        ),
+        (
+            "- incident_id: MAN-2026-031\n  action: confirm\n  risk_id: R-022\n"
+            "  note: {a: 1}\n",
+            ("match-decisions.yaml:4: entry 0", "note must be text"),
+        ),
+    ],
+)
+def test_malformed_decision_stops_a_full_run_before_any_notebook(
+    project, no_notebooks, text, expected
+):
+    (project / "learning" / "match-decisions.yaml").write_text(text, encoding="utf-8")
+    run_refused(project, *expected)
+
+
+def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_a_dry_run(
+    project,
+):
+    # the matcher decides PD-1482 "new": its best candidate scores about 14
+    (project / "learning" / "match-decisions.yaml").write_text(
+        "- incident_id: MAN-2026-031\n  action: confirm\n"
+        "- incident_id: PD-1482\n  action: confirm\n",
+        encoding="utf-8",
+    )
+    dry_run_refused(
+        project,
+        "match-decisions.yaml:3: entry 1",
+        "confirm needs risk_id: the incident has no matched risk",
+    )
+
+
+def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_match(project):
+    (project / "learning" / "match-decisions.yaml").write_text(
+        "- incident_id: PD-1482\n  action: confirm\n", encoding="utf-8"
+    )
+    before = snapshot(project)
+    result = invoke(
+        project,
+        "match",
+        "--config",
+        "config.yaml",
+        "--register",
+        str(REGISTER),
+        "--incidents",
+        "learning/incidents",
+    )
+    assert_refused(result, "match-decisions.yaml:1: entry 0", "no matched risk")
+    assert snapshot(project) == before
