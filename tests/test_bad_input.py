@@ -646,3 +646,17 @@ def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_match(proje
     )
     assert_refused(result, "match-decisions.yaml:1: entry 0", "no matched risk")
     assert snapshot(project) == before
+
+
+def test_review_naming_another_incident_stops_a_full_run_before_any_notebook(
+    project, no_notebooks
+):
+    reviews = project / "learning" / "reviews"
+    reviews.mkdir()
+    (reviews / "review-MAN-2026-014.md").write_text(
+        "---\nincident_id: MAN-2026-019\nstatus: open\ndeadline: 2026-06-01\n---\n",
+        encoding="utf-8",
+    )
+    run_refused(
+        project, "review-MAN-2026-014.md:2: incident_id 'MAN-2026-019'", "file name"
+    )
