@@ -660,3 +660,19 @@ def test_review_naming_another_incident_stops_a_full_run_before_any_notebook(
     run_refused(
         project, "review-MAN-2026-014.md:2: incident_id 'MAN-2026-019'", "file name"
     )
+
+
+def test_notification_url_apprise_cannot_load_stops_a_run_before_any_notebook(
+    project, no_notebooks
+):
+    edit_config(
+        project,
+        notifications__enabled=True,
+        notifications__escalation=[
+            "json://hooks.example.com/leads",
+            "mailtoo://riskbot:${RA_SMTP_PASSWORD}@mail.example.com",
+        ],
+    )
+    run_refused(
+        project, "config.yaml", "notifications.escalation.1", "mailtoo://", args=()
+    )
