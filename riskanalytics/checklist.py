@@ -308,7 +308,9 @@ def read_review(path: str | Path) -> dict:
     Raises
     ------
     InputFormatError
-        When the front matter is not valid YAML or lacks ``incident_id``.
+        When the front matter is not valid YAML, lacks ``incident_id``, or
+        (in a ``review-<slug>.md`` file) names an incident other than the
+        one the file name is for.
     """
     path = Path(path)
     try:
@@ -328,6 +330,27 @@ def read_review(path: str | Path) -> dict:
     at = _FrontMatterLines(path)
     if "incident_id" not in meta:
         raise InputFormatError(f"{path}: front matter has no incident_id")
+    from riskanalytics.reconcile import legacy_review_filename, review_filename
+
+    incident_id = meta["incident_id"]
+    if (
+        path.name.startswith("review-")
+        and path.suffix == ".md"
+        and (
+            isinstance(incident_id, list | dict)
+            or path.name
+            not in {
+                review_filename(str(incident_id)),
+                legacy_review_filename(str(incident_id)),
+            }
+        )
+    ):
+        raise InputFormatError(
+            f"{path}{at('incident_id')}: incident_id {incident_id!r} is not the "
+            f"incident this review is for (the file name says "
+            f"{path.name.removeprefix('review-').removesuffix('.md')!r}); put "
+            "back the id the review was written with"
+        )
     status = str(meta.get("status", "open")).lower()
     if status not in REVIEW_STATUSES:
         raise InputFormatError(

@@ -231,6 +231,47 @@ def _cross_checks(data: dict) -> list[tuple[str, str]]:
                     f"matched_threshold ({float(matched)})",
                 )
             )
+    return problems + _notification_problems(data.get("notifications"))
+
+
+_TRUE = {"true", "yes", "on", "y", "t", "1"}
+
+
+def _notification_problems(notifications: Any) -> list[tuple[str, str]]:
+    """Notification URLs apprise cannot load, each by its key and index.
+
+    Checked only when notifications are enabled; values of the wrong type are
+    left to pydantic.
+    """
+    if not isinstance(notifications, dict):
+        return []
+    enabled = notifications.get("enabled", False)
+    if not (enabled is True or str(enabled).strip().lower() in _TRUE):
+        return []
+    urls = [
+        (f"notifications.{name}.{i}", url)
+        for name in ("default", "escalation")
+        if isinstance(notifications.get(name), list)
+        for i, url in enumerate(notifications[name])
+    ]
+    owners = notifications.get("owners")
+    if isinstance(owners, dict):
+        urls += [
+            (f"notifications.owners.{owner}.{i}", url)
+            for owner, owner_urls in owners.items()
+            if isinstance(owner_urls, list)
+            for i, url in enumerate(owner_urls)
+        ]
+    urls = [(key, url) for key, url in urls if isinstance(url, str)]
+    if not urls:
+        return []
+    from riskanalytics.notify import url_problem
+
+    problems = []
+    for key, url in urls:
+        problem = url_problem(url)
+        if problem:
+            problems.append((key, problem))
     return problems
 
 

@@ -4,12 +4,16 @@ The file is a YAML list; each entry is one decision about one incident::
 
     - incident_id: PD-1234
       action: confirm          # confirm | reject | redirect
-      risk_id: R-007           # confirm: optional (the best candidate);
+      risk_id: R-007           # confirm: optional when the matcher matched
+                               # the incident (that risk is confirmed);
                                # reject: required; redirect: this or new_risk
       new_risk: false          # redirect only: the incident is a new risk
-      by: alice                # optional
-      at: 2026-03-01T10:00:00Z # optional
-      note: lock on orders     # optional
+      by: alice                # optional, text
+      at: 2026-03-01T10:00:00Z # optional, a date or a date-time
+      note: lock on orders     # optional, text
+
+A key set twice in one entry, or a value of the wrong type, is refused with the
+file, the line and the key.
 
 Entries apply in file order, so a later entry about the same incident refines an
 earlier one. A confirmation or a redirect always wins over the scores on every
@@ -134,17 +138,134 @@ def _where(path: Path | None, index: int, line: int | None = None) -> str:
 
 def _entry_lines(text: str) -> tuple[int, ...]:
     """The line (1-based) each item of a YAML list starts on; () if unknown."""
+    return tuple(start for start, _ in _entry_nodes(text))
+
+
+def _entry_nodes(text: str) -> list[tuple[int, dict[str, int]]]:
+    """Per item of a YAML list: the line it starts on and the line of each key."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return ()
+        return []
     if not isinstance(node, yaml.SequenceNode):
-        return ()
-    return tuple(item.start_mark.line + 1 for item in node.value)
+        return []
+    entries = []
+    for item in node.value:
+        keys: dict[str, int] = {}
+        if isinstance(item, yaml.MappingNode):
+            for key_node, _ in item.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    keys.setdefault(str(key_node.value), key_node.start_mark.line + 1)
+        entries.append((item.start_mark.line + 1, keys))
+    return entries
 
 
-def _parse_entry(path: Path, index: int, raw: Any, line: int | None = None) -> Decision:
+class _Loader(yaml.SafeLoader):
+    """A safe YAML loader that notes keys set twice in one mapping, as
+    ``(line, key, problem)``: like config.yaml's, and also for a flow mapping
+    on one line (``{action: reject, action: confirm}``)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str, str]] = []
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    again = key in seen
+                    seen.add(key)
+                except TypeError:
+                    continue
+                if not again:
+                    first[key] = line
+                    continue
+                lines = (
+                    f"on line {line}"
+                    if first[key] == line
+                    else f"on line {first[key]} and line {line}"
+                )
+                self.duplicates.append(
+                    (line, str(key), f"set twice, {lines}; keep one")
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(path: Path, text: str) -> Any:
+    """The file's YAML; a key set twice in one mapping is refused by its line."""
+    loader = _Loader(text)
+    try:
+        raw = loader.get_single_data()
+        duplicates = sorted(loader.duplicates)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise InputFormatError(f"{path}:{where} not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if duplicates:
+        line, key, problem = duplicates[0]
+        starts = _entry_lines(text) if isinstance(raw, list) else ()
+        index = next(
+            (i for i in reversed(range(len(starts))) if starts[i] <= line), None
+        )
+        where = f"{path}:{line}" if index is None else _where(path, index, line)
+        raise InputFormatError(f"{where}: {key} {problem}")
+    return raw
+
+
+def _text(where: str, key: str, value: Any) -> str | None:
+    """An optional text value (``by``, ``note``); numbers read as their text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InputFormatError(
+        f"{where}: {key} must be text, found {type(value).__name__} {value!r}; "
+        "put it in quotes"
+    )
+
+
+def _timestamp(where: str, value: Any) -> str | None:
+    """The optional ``at``: a date or a date-time, as ISO 8601 text."""
+    if value is None:
+        return None
+    if isinstance(value, dt.date):  # a datetime is a date too
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            return value.strip()
+    raise InputFormatError(
+        f"{where}: at must be a date or a date-time (YYYY-MM-DD or "
+        f"YYYY-MM-DDTHH:MM:SSZ), found {value!r}"
+    )
+
+
+def _parse_entry(
+    path: Path,
+    index: int,
+    raw: Any,
+    line: int | None = None,
+    key_lines: Mapping[str, int] | None = None,
+) -> Decision:
     where = _where(path, index, line)
+    key_lines = key_lines or {}
+
+    def at_key(key: str) -> str:
+        return _where(path, index, key_lines.get(key, line))
+
     if not isinstance(raw, Mapping):
         raise InputFormatError(
             f"{where}: expected a mapping with incident_id and action, "
@@ -180,17 +301,14 @@ def _parse_entry(path: Path, index: int, raw: Any, line: int | None = None) -> D
             f"{where}: redirect needs either a risk_id or new_risk: true, "
             f"found risk_id={risk_id!r}, new_risk={new_risk!r}"
         )
-    at = raw.get("at")
     return Decision(
         incident_id=str(incident_id).strip(),
         action=action,
         risk_id=risk_id,
         new_risk=new_risk,
-        by=None if raw.get("by") is None else str(raw["by"]),
-        at=None
-        if at is None
-        else (at.isoformat() if hasattr(at, "isoformat") else str(at)),
-        note=None if raw.get("note") is None else str(raw["note"]),
+        by=_text(at_key("by"), "by", raw.get("by")),
+        at=_timestamp(at_key("at"), raw.get("at")),
+        note=_text(at_key("note"), "note", raw.get("note")),
     )
 
 
@@ -210,8 +328,9 @@ def load_decisions(path: str | Path | None) -> Decisions:
     Raises
     ------
     InputFormatError
-        When the file is not YAML, not a list, or an entry is malformed; the
-        message names the file, the line and the entry index (0-based).
+        When the file is not YAML, not a list, or an entry is malformed (a key
+        set twice, a value of the wrong type); the message names the file, the
+        line, the entry index (0-based) and the key.
     """
     if path is None:
         return Decisions()
@@ -222,21 +341,17 @@ def load_decisions(path: str | Path | None) -> Decisions:
         return Decisions(path=path)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFormatError(f"{path}: cannot be read: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise InputFormatError(f"{path}:{where} not valid YAML: {exc}") from None
+    raw = _load_yaml(path, text)
     if raw is None:
         return Decisions(path=path)
     if not isinstance(raw, list):
         raise InputFormatError(
             f"{path}: expected a list of decisions, found {type(raw).__name__}"
         )
-    lines = _entry_lines(text)
+    nodes = _entry_nodes(text)
+    lines = tuple(start for start, _ in nodes)
     entries = tuple(
-        _parse_entry(path, i, e, lines[i] if i < len(lines) else None)
+        _parse_entry(path, i, e, *(nodes[i] if i < len(nodes) else (None, None)))
         for i, e in enumerate(raw)
     )
     log.debug("Loaded %d match decisions from %s", len(entries), path)
@@ -361,6 +476,50 @@ def _decide(score: float, matched: float, review: float) -> str:
     return "review" if score >= review else "new"
 
 
+def _matched_risk(
+    row: pd.Series,
+    candidates: list[tuple[str, float]],
+    rejected: set[str],
+    matched_threshold: float,
+) -> str | None:
+    """The risk the incident is matched to once rejections are applied, or None.
+
+    That is the matcher's own match, or, when an analyst rejected it, the best
+    candidate left if it still scores a match.
+    """
+    risk = row.get("risk_id")
+    if row.get("decision") == "matched" and isinstance(risk, str) and risk:
+        if risk not in rejected:
+            return risk
+        if candidates and candidates[0][1] >= matched_threshold:
+            return candidates[0][0]
+    return None
+
+
+def _unmatched_confirm(decisions: Decisions, row: pd.Series) -> InputFormatError:
+    """The error for a confirm without risk_id on an incident matched to no risk."""
+    incident_id = str(row["incident_id"])
+    index = next(
+        i
+        for i in reversed(range(len(decisions.entries)))
+        if decisions.entries[i].incident_id == incident_id
+        and decisions.entries[i].action in ("confirm", "redirect")
+    )
+    line = decisions.lines[index] if index < len(decisions.lines) else None
+    best = _parse_candidates(row.get("candidates"))
+    found = (
+        f"best candidate {best[0][0]} scored {best[0][1]:.1f}"
+        if best
+        else "no candidate"
+    )
+    return InputFormatError(
+        f"{_where(decisions.path, index, line)}: confirm needs risk_id: the incident "
+        f"has no matched risk (incident {incident_id}: the matcher decided "
+        f"{row.get('decision')!r}, {found}); name the risk to confirm, or redirect "
+        "it with new_risk: true"
+    )
+
+
 def apply_decisions(
     matches: pd.DataFrame,
     decisions: Decisions,
@@ -385,6 +544,13 @@ def apply_decisions(
         A copy of ``matches``: confirmed and redirected incidents are
         ``matched`` to the analyst's risk (or ``new``), rejected risks are gone
         from ``candidates``; ``decided_by`` is ``"analyst"`` on changed rows.
+        A confirm without ``risk_id`` confirms the incident's matched risk.
+
+    Raises
+    ------
+    InputFormatError
+        When a confirm without ``risk_id`` is about an incident matched to no
+        risk (decided ``review`` or ``new``): naming the file, line and entry.
     """
     result = matches.copy()
     if "decided_by" not in result.columns:
@@ -402,7 +568,11 @@ def apply_decisions(
         ]
         scores = dict(candidates)
         if action == "confirm" and risk is None:
-            risk = candidates[0][0] if candidates else None
+            risk = _matched_risk(
+                result.loc[idx], candidates, rejected, matched_threshold
+            )
+            if risk is None:
+                raise _unmatched_confirm(decisions, result.loc[idx])
         if action in ("confirm", "redirect"):
             if risk is None:
                 decision, score = "new", (candidates[0][1] if candidates else 0.0)

@@ -513,6 +513,44 @@ def _expand(url: str) -> str:
     return _PLACEHOLDER.sub(lambda m: os.environ[m.group(1)], url)
 
 
+#: Stand-ins for ``${VAR}`` placeholders when a URL is checked at load time: a
+#: number fits a port or a numeric id, the other a token of letters and digits.
+_STAND_INS = ("8025", "A1b2C3d4E5f6")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def url_problem(url: str) -> str | None:
+    """Why apprise cannot load a notification URL; None when it can.
+
+    ``${VAR}`` placeholders are filled with stand-in values, as the real ones
+    come from the environment only at send time. A URL with placeholders that
+    loads with none of the stand-ins (a placeholder holding several parts of
+    the URL, say) is refused only when apprise has no service for its scheme.
+    """
+    match = _SCHEME.match(url.strip())
+    if not match:
+        return "not an apprise URL: expected service://..."
+    scheme = match.group(1).lower()
+    apprise = _apprise()
+    from apprise.manager_plugins import NotificationManager
+
+    if scheme not in NotificationManager():
+        return f"apprise has no service for {scheme}:// (a typo in the scheme?)"
+    placeholders = bool(_PLACEHOLDER.search(url))
+    tries = [_PLACEHOLDER.sub(v, url) for v in _STAND_INS] if placeholders else [url]
+    apprise_log = logging.getLogger("apprise")
+    disabled, apprise_log.disabled = apprise_log.disabled, True
+    try:
+        if any(apprise.Apprise().add(u) for u in tries):
+            return None
+    finally:
+        apprise_log.disabled = disabled
+    if placeholders:
+        log.debug("%s: not checked beyond its scheme (placeholders)", redact_url(url))
+        return None
+    return f"apprise cannot load this {scheme}:// URL (check its parts and options)"
+
+
 def _url_id(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 

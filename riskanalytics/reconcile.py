@@ -209,13 +209,18 @@ def review_filename(incident_id: str) -> str:
     return f"review-{slug[:80].rstrip('-.') or 'incident'}-{digest}.md"
 
 
+def legacy_review_filename(incident_id: str) -> str:
+    """The slug-only name earlier versions gave every review."""
+    return f"review-{_slug(incident_id) or 'incident'}.md"
+
+
 def review_path_for(reviews_dir: str | Path, incident_id: str) -> Path:
     """Where an incident's review lives. A review written under the earlier,
     slug-only name for an id that now gets a hashed name is kept where it is
     when its front matter names this incident."""
     reviews_dir = Path(reviews_dir)
     path = reviews_dir / review_filename(incident_id)
-    legacy = reviews_dir / f"review-{_slug(incident_id) or 'incident'}.md"
+    legacy = reviews_dir / legacy_review_filename(incident_id)
     if legacy != path and not path.exists() and legacy.is_file():
         try:
             meta = frontmatter.load(legacy).metadata

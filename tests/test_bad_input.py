@@ -625,3 +625,105 @@ def test_an_unwritable_review_folder_or_register_stops_the_run_first(
     finally:
         _mutable(target)
         target.chmod(0o755 if target.is_dir() else 0o644)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "- incident_id: MAN-2026-031\n  action: reject\n  risk_id: R-022\n"
+            "  action: confirm\n",
+            ("match-decisions.yaml:4: entry 0", "action set twice"),
+        ),
+        (
+            "- {incident_id: MAN-2026-031, action: confirm, risk_id: R-022}\n"
+            "- {incident_id: MAN-2026-014, action: reject, action: confirm}\n",
+            ("match-decisions.yaml:2: entry 1", "action set twice"),
+        ),
+        (
+            "- {incident_id: MAN-2026-031, action: confirm, risk_id: R-022,"
+            " at: not a date}\n",
+            ("match-decisions.yaml:1: entry 0", "at must be a date"),
+        ),
+        (
+            "- incident_id: MAN-2026-031\n  action: confirm\n  risk_id: R-022\n"
+            "  by: [1, 2]\n",
+            ("match-decisions.yaml:4: entry 0", "by must be text"),
+        ),
+        (
+            "- incident_id: MAN-2026-031\n  action: confirm\n  risk_id: R-022\n"
+            "  note: {a: 1}\n",
+            ("match-decisions.yaml:4: entry 0", "note must be text"),
+        ),
+    ],
+)
+def test_malformed_decision_stops_a_full_run_before_any_notebook(
+    project, no_notebooks, text, expected
+):
+    (project / "learning" / "match-decisions.yaml").write_text(text, encoding="utf-8")
+    run_refused(project, *expected)
+
+
+def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_a_dry_run(
+    project,
+):
+    # the matcher decides PD-1482 "new": its best candidate scores about 14
+    (project / "learning" / "match-decisions.yaml").write_text(
+        "- incident_id: MAN-2026-031\n  action: confirm\n"
+        "- incident_id: PD-1482\n  action: confirm\n",
+        encoding="utf-8",
+    )
+    dry_run_refused(
+        project,
+        "match-decisions.yaml:3: entry 1",
+        "confirm needs risk_id: the incident has no matched risk",
+    )
+
+
+def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_match(project):
+    (project / "learning" / "match-decisions.yaml").write_text(
+        "- incident_id: PD-1482\n  action: confirm\n", encoding="utf-8"
+    )
+    before = snapshot(project)
+    result = invoke(
+        project,
+        "match",
+        "--config",
+        "config.yaml",
+        "--register",
+        str(REGISTER),
+        "--incidents",
+        "learning/incidents",
+    )
+    assert_refused(result, "match-decisions.yaml:1: entry 0", "no matched risk")
+    assert snapshot(project) == before
+
+
+def test_review_naming_another_incident_stops_a_full_run_before_any_notebook(
+    project, no_notebooks
+):
+    reviews = project / "learning" / "reviews"
+    reviews.mkdir()
+    (reviews / "review-MAN-2026-014.md").write_text(
+        "---\nincident_id: MAN-2026-019\nstatus: open\ndeadline: 2026-06-01\n---\n",
+        encoding="utf-8",
+    )
+    run_refused(
+        project, "review-MAN-2026-014.md:2: incident_id 'MAN-2026-019'", "file name"
+    )
+
+
+def test_notification_url_apprise_cannot_load_stops_a_run_before_any_notebook(
+    project, no_notebooks
+):
+    edit_config(
+        project,
+        notifications__enabled=True,
+        notifications__escalation=[
+            "json://hooks.example.com/leads",
+            "mailtoo://riskbot:${RA_SMTP_PASSWORD}@mail.example.com",
+        ],
+    )
+    run_refused(
+        project, "config.yaml", "notifications.escalation.1", "mailtoo://", args=()
+    )

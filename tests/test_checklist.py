@@ -253,3 +253,28 @@ def test_facts_with_pipes_and_newlines_keep_the_table_whole(recon):
     assert "| Service | mail\\|er x |" in rows
     assert rows[0].startswith("| Incident | `X\\|Y Z` (")
     assert all(len(re.split(r"(?<!\\)\|", r)) == 4 for r in rows)
+
+
+def test_review_naming_another_incident_is_refused_by_its_line(recon):
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(result.loc[0, "review_path"])
+    assert path.name == "review-PD-7.md"
+    path.write_text(path.read_text().replace("incident_id: PD-7", "incident_id: MAN-2"))
+    line = next(
+        n
+        for n, text in enumerate(path.read_text().splitlines(), start=1)
+        if text.startswith("incident_id:")
+    )
+    with pytest.raises(InputFormatError) as caught:
+        read_review(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}: incident_id 'MAN-2'")
+    assert "'PD-7'" in message
+    status = review_status(path.parent, now=NOW)
+    assert status["incident_id"].tolist() == ["MAN-2"]  # the other review only
+
+
+def test_review_of_an_incident_whose_id_is_not_a_file_name_is_read(tmp_path):
+    path = tmp_path / "review-PD-7-x.md"  # review_filename("PD/7 x")
+    path.write_text("---\nincident_id: PD/7 x\ndeadline: 2026-06-03\n---\n")
+    assert read_review(path)["incident_id"] == "PD/7 x"

@@ -134,3 +134,50 @@ def test_rating_band_outside_the_rating_scale_is_refused(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.problems == [("rating_bands.medium", "30 is not a score 1 to 25")]
+
+
+def test_notification_url_apprise_cannot_load_is_refused_by_key_and_index(tmp_path):
+    path = write(
+        tmp_path,
+        "risk_register_path: r.md\nincident_sources: [i]\n"
+        "notifications:\n"
+        "  enabled: true\n"
+        "  owners:\n"
+        "    dba-team: ['json://127.0.0.1:${RA_PORT}/dba', 'slak://${A}/${B}/${C}']\n"
+        "  default: ['json://hooks.example.com/owners', 'json://']\n"
+        "  escalation: ['not a url']\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = dict(info.value.problems)
+    assert set(problems) == {
+        "notifications.owners.dba-team.1",
+        "notifications.default.1",
+        "notifications.escalation.0",
+    }
+    assert "no service for slak://" in problems["notifications.owners.dba-team.1"]
+    assert "cannot load" in problems["notifications.default.1"]
+
+
+def test_notification_urls_are_checked_with_placeholders_filled(tmp_path, monkeypatch):
+    monkeypatch.delenv("RA_SMTP_PASSWORD", raising=False)
+    path = write(
+        tmp_path,
+        "risk_register_path: r.md\nincident_sources: [i]\n"
+        "notifications:\n"
+        "  enabled: true\n"
+        "  default:\n"
+        "    - 'mailto://riskbot:${RA_SMTP_PASSWORD}@127.0.0.1:${RA_SMTP_PORT}"
+        "?mode=insecure&from=riskbot@example.com&to=sre@example.com'\n"
+        "    - 'slack://${SLACK_A}/${SLACK_B}/${SLACK_C}/#dba'\n",
+    )
+    assert len(load_config(path).notifications.default) == 2
+
+
+def test_notification_urls_are_not_checked_while_notifications_are_off(tmp_path):
+    path = write(
+        tmp_path,
+        "risk_register_path: r.md\nincident_sources: [i]\n"
+        "notifications: {enabled: false, default: ['slak://x']}\n",
+    )
+    assert load_config(path).notifications.default == ["slak://x"]

@@ -257,3 +257,112 @@ def test_unknown_risk_is_named_by_its_line(tmp_path):
     with pytest.raises(InputFormatError) as caught:
         check_risk_ids(load_decisions(path), {"R-001"}, Path("risk-register.md"))
     assert str(caught.value).startswith(f"{path}:2: entry 1: risk_id")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        (
+            "- incident_id: I-1\n  action: reject\n  risk_id: R-1\n  action: confirm\n",
+            ":4: entry 0: action set twice, on line 2 and line 4",
+        ),
+        (
+            "- {incident_id: I-1, action: confirm, risk_id: R-1}\n"
+            "- {incident_id: I-2, action: reject, action: confirm}\n",
+            ":2: entry 1: action set twice, on line 2; keep one",
+        ),
+    ],
+)
+def test_key_set_twice_in_an_entry_is_refused_by_its_line(tmp_path, text, where):
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputFormatError) as caught:
+        load_decisions(path)
+    assert str(caught.value).startswith(f"{path}{where}")
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ('at: "not a date"', "at must be a date or a date-time"),
+        ("at: 17", "at must be a date or a date-time"),
+        ("by: [1, 2]", "by must be text, found list"),
+        ("note: {a: 1}", "note must be text, found dict"),
+        ("note: yes", "note must be text, found bool"),
+    ],
+)
+def test_field_of_the_wrong_type_is_refused_by_line_and_key(tmp_path, field, message):
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text(
+        "- incident_id: I-1\n  action: confirm\n  risk_id: R-1\n"
+        f"- incident_id: I-2\n  action: confirm\n  risk_id: R-1\n  {field}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputFormatError) as caught:
+        load_decisions(path)
+    assert str(caught.value).startswith(f"{path}:7: entry 1: {message}")
+
+
+def test_dates_date_times_and_plain_text_are_accepted(tmp_path):
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text(
+        "- {incident_id: I-1, action: confirm, risk_id: R-1, at: 2026-03-01}\n"
+        "- {incident_id: I-2, action: confirm, risk_id: R-1,"
+        " at: 2026-03-01T10:00:00Z, by: 7, note: lock on orders}\n"
+        "- {incident_id: I-3, action: confirm, risk_id: R-1,"
+        " at: '2026-03-01T10:00:00+00:00'}\n",
+        encoding="utf-8",
+    )
+    first, second, third = load_decisions(path)
+    assert first.at == "2026-03-01"
+    assert second.at.startswith("2026-03-01T10:00:00")
+    assert (second.by, second.note) == ("7", "lock on orders")
+    assert third.at == "2026-03-01T10:00:00+00:00"
+
+
+def test_confirm_without_risk_on_an_unmatched_incident_is_refused(tmp_path):
+    assert scored().set_index("incident_id").loc["I-3", "decision"] == "new"
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text(
+        "- {incident_id: I-1, action: confirm}\n"
+        "- {incident_id: I-3, action: confirm}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputFormatError) as caught:
+        apply_decisions(scored(), load_decisions(path))
+    assert str(caught.value).startswith(
+        f"{path}:2: entry 1: confirm needs risk_id: the incident has no matched risk"
+    )
+    with pytest.raises(InputFormatError, match="confirm needs risk_id"):
+        match_incidents(INCIDENTS, RISKS, MatchingConfig(), load_decisions(path))
+
+
+@pytest.mark.parametrize("decision", ["new", "review"])
+def test_confirm_without_risk_does_not_realize_the_top_candidate(decision):
+    from tests.helpers import matches
+
+    score = 14.0 if decision == "new" else 40.0
+    scored = matches(("I-9", None, score, decision, f"R-2:{score};R-1:9.0"))
+    entries = decisions({"incident_id": "I-9", "action": "confirm"})
+    with pytest.raises(InputFormatError, match="has no matched risk.*R-2"):
+        apply_decisions(scored, entries)
+
+
+def test_confirm_without_risk_after_rejecting_the_match_needs_a_risk():
+    entries = decisions(
+        {"incident_id": "I-1", "action": "reject", "risk_id": "R-3"},
+        {"incident_id": "I-1", "action": "confirm"},
+    )
+    with pytest.raises(InputFormatError, match="entry 1: confirm needs risk_id"):
+        apply_decisions(scored(), entries)
+
+
+def test_a_later_redirect_replaces_a_confirm_without_risk():
+    result = apply_decisions(
+        scored(),
+        decisions(
+            {"incident_id": "I-3", "action": "confirm"},
+            {"incident_id": "I-3", "action": "redirect", "new_risk": True},
+        ),
+    ).set_index("incident_id")
+    assert result.loc["I-3", "decision"] == "new"
