@@ -375,6 +375,10 @@ def test_dangling_register_symlink_is_refused(project):
         ("incidents_csv_without_id_column.csv", "first line 'ticket,title"),
         ("incidents_unknown_format.txt", "unknown incident format"),
         ("incidents_csv_latin1.csv", "byte 0xe9 at offset 26"),
+        (
+            "incidents_csv_duplicate_header_column.csv",
+            "line 1: header names column 'incident_id' twice",
+        ),
     ],
 )
 def test_unreadable_incident_file_is_refused_everywhere(project, fixture, place):
@@ -466,6 +470,50 @@ def test_bad_record_is_skipped_by_a_run_or_refused_with_strict(project, no_noteb
     assert snapshot(project) == before
 
 
+def _reuse_incident_id(project: Path) -> Path:
+    """A second source holding MAN-2026-014 of the sample CSV, with other text."""
+    later = project / "learning" / "incidents" / "more-reports.jsonl"
+    rows = [
+        {"incident_id": "MAN-2026-200", "title": "Queue stuck", "service": "queue"},
+        {
+            "incident_id": "MAN-2026-014",
+            "title": "Search index rebuilt twice",
+            "root_cause": "A cron entry was copied to a second host",
+            "started_at": "2026-06-20T10:00:00Z",
+            "service": "search",
+        },
+    ]
+    later.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return later
+
+
+def test_incident_id_reused_by_another_source_is_skipped_naming_both(project, caplog):
+    _reuse_incident_id(project)
+    result = invoke(project, "run", "--dry-run")
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    summary = json.loads(
+        result.stderr[result.stderr.index("{") :].split("\n}")[0] + "}"
+    )
+    assert summary["skipped_records"] == 1
+    assert (
+        "more-reports.jsonl: record line 2: incident id MAN-2026-014 already read from "
+    ) in caplog.text
+    assert "manual-reports.csv line 2" in caplog.text
+
+
+def test_incident_id_reused_by_another_source_is_refused_when_strict(
+    project, no_notebooks
+):
+    _reuse_incident_id(project)
+    run_refused(
+        project,
+        "more-reports.jsonl: record line 2",
+        "MAN-2026-014 already read from ",
+        "manual-reports.csv line 2",
+        args=("--strict", "--no-notify"),
+    )
+
+
 def test_folder_without_incidents_gives_an_empty_table(project):
     (project / "empty").mkdir()
     (project / "empty" / "README.md").write_text("# nothing yet\n", encoding="utf-8")
@@ -484,7 +532,7 @@ def test_utf16_csv_is_refused_with_a_hint(project):
 def test_csv_with_unclosed_quote_is_refused(project):
     bad = FIXTURES / "incidents_csv_broken_quote.csv"
     result = invoke(project, "ingest", str(bad))
-    assert_refused(result, "incidents_csv_broken_quote.csv", "line")
+    assert_refused(result, "incidents_csv_broken_quote.csv: line 2: not CSV")
 
 
 def test_near_miss_report_with_broken_front_matter_names_the_line(project):

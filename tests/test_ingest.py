@@ -770,6 +770,186 @@ def test_generic_jsonl_reports(tmp_path):
     assert [s.record for s in result.skipped] == ["line 3", "line 4"]
 
 
+def test_repeated_id_in_one_jsonl_file_keeps_the_first_and_warns(tmp_path, caplog):
+    path = tmp_path / "reports.jsonl"
+    rows = [
+        {"id": "J-1", "title": "Queue stuck", "root_cause": "consumer died"},
+        {"id": "J-2", "title": "Flag flipped"},
+        {"id": "J-1", "title": "Cache cold", "root_cause": "restart"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level(logging.WARNING):
+        result = read_incidents([path])
+    frame = result.incidents.set_index("incident_id")
+    assert list(frame.index) == ["J-1", "J-2"]
+    assert frame.loc["J-1", "title"] == "Queue stuck"
+    assert [(s.file, s.record) for s in result.skipped] == [(str(path), "line 3")]
+    assert (
+        f"Skipped {path}: record line 3: incident id J-1 already read from {path} "
+        "line 1"
+    ) in caplog.text
+    with pytest.raises(InputFormatError, match="reports.jsonl: record line 3"):
+        read_incidents([path], strict=True)
+
+
+def test_repeated_id_in_one_csv_file_keeps_the_first_and_warns(tmp_path):
+    path = tmp_path / "reports.csv"
+    path.write_text("id,title\nC-1,Disk full\nC-2,DNS\nC-1,Disk full again\n")
+    result = read_incidents([path])
+    assert result.incidents["title"].tolist() == ["Disk full", "DNS"]
+    assert [s.record for s in result.skipped] == ["line 4"]
+    assert result.skipped[0].reason.endswith(f"from {path} line 2")
+
+
+def test_same_id_in_two_sources_with_other_text_is_skipped_naming_both(tmp_path):
+    shutil.copy(LEARNING / "manual-reports.csv", tmp_path / "a-manual.csv")
+    later = tmp_path / "b-more.jsonl"
+    rows = [
+        {"incident_id": "J-1", "title": "Queue stuck"},
+        {"incident_id": "MAN-2026-014", "title": "Other", "root_cause": "other"},
+    ]
+    later.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = read_incidents([tmp_path])
+    frame = result.incidents
+    assert frame["incident_id"].is_unique
+    row = frame.set_index("incident_id").loc["MAN-2026-014"]
+    assert row["title"] == "api.example.com TLS certificate expired"
+    [skipped] = result.skipped
+    assert (skipped.file, skipped.record) == (str(later), "line 2")
+    assert skipped.reason == (
+        f"incident id MAN-2026-014 already read from {tmp_path / 'a-manual.csv'} line 2"
+    )
+
+
+def test_exact_repeat_of_an_incident_in_another_file_is_merged_quietly(
+    tmp_path, caplog
+):
+    report = {
+        "incident_id": "R-1",
+        "title": "Disk full",
+        "root_cause": "WAL volume  filled\nup",
+    }
+    (tmp_path / "a.jsonl").write_text(json.dumps(report) + "\n")
+    (tmp_path / "b.csv").write_text(
+        "incident_id,title,root_cause,service\n"
+        'R-1,Disk full,"WAL volume filled up",db\n'
+    )
+    with caplog.at_level(logging.WARNING):
+        result = read_incidents([tmp_path])
+    assert result.skipped == [] and caplog.text == ""
+    assert result.incidents["incident_id"].tolist() == ["R-1"]
+    assert result.incidents["source_file"].iloc[0] == str(tmp_path / "a.jsonl")
+    assert result.incidents["service"].iloc[0] == "db"  # filled from the repeat
+
+
+def test_events_of_one_incident_in_several_files_still_merge(tmp_path):
+    body = json.loads((FIXTURES / "pagerduty_v3_triggered.json").read_text())
+    resolved = json.loads(json.dumps(body))
+    resolved["event"]["event_type"] = "incident.resolved"
+    resolved["event"]["occurred_at"] = "2021-06-04T14:05:00.000Z"
+    resolved["event"]["data"]["status"] = "resolved"
+    resolved["event"]["data"]["title"] = "Test Incident 3 (renamed)"
+    (tmp_path / "1-triggered.json").write_text(json.dumps(body))
+    (tmp_path / "2-resolved.json").write_text(json.dumps(resolved))
+    result = read_incidents([tmp_path])
+    assert result.skipped == []
+    assert result.incidents["incident_id"].tolist() == ["PD-9"]
+    assert result.incidents["resolved_at"].iloc[0] == ts("2021-06-04T14:05:00")
+
+
+@pytest.mark.parametrize("raw", ["X|Y\nZ", " X|Y \t\r\n  Z ", "X|Y\u00a0Z"])
+def test_incident_id_whitespace_is_collapsed_to_one_space(tmp_path, raw):
+    path = tmp_path / "reports.jsonl"
+    path.write_text(json.dumps({"incident_id": raw, "title": "t"}) + "\n")
+    assert read_incidents([path]).incidents["incident_id"].tolist() == ["X|Y Z"]
+
+
+def test_incident_ids_differing_only_in_whitespace_are_one_incident(tmp_path):
+    path = tmp_path / "reports.csv"
+    path.write_text('id,title\n"X|Y\nZ",Disk full\nX|Y  Z,Disk full\n')
+    result = read_incidents([path])
+    assert result.incidents["incident_id"].tolist() == ["X|Y Z"]
+    assert result.skipped == []
+
+
+def test_csv_with_a_10_mb_cell_is_read(tmp_path):
+    path = tmp_path / "reports.csv"
+    cause = "x" * 10_000_000
+    path.write_text(f"id,title,root_cause\nC-1,Big,{cause}\nC-2,Small,y\n")
+    frame = read_incidents([path]).incidents
+    assert frame["incident_id"].tolist() == ["C-1", "C-2"]
+    assert len(frame["root_cause"].iloc[0]) == 10_000_000
+
+
+def test_csv_cell_over_the_limit_names_the_line_it_starts_on(tmp_path):
+    from riskanalytics.ingest._common import CSV_FIELD_LIMIT
+
+    path = tmp_path / "reports.csv"
+    path.write_text(f"id,title\nC-1,Small\nC-2,{'x' * (CSV_FIELD_LIMIT + 1)}\n")
+    with pytest.raises(InputFormatError, match=r"reports.csv: line 3: not CSV \(field"):
+        read_incidents([path])
+
+
+def test_csv_record_is_named_by_its_first_line(tmp_path):
+    path = tmp_path / "reports.csv"
+    head = 'id,title,root_cause\nC-1,Disk,"line one\nline two"\n\nC-2,DNS,x,extra\n'
+    path.write_text(head)
+    result = read_incidents([path])
+    assert [s.record for s in result.skipped] == ["line 5"]
+
+    path.write_text(head + 'C-3,"Unclosed,quote\nmore\n')
+    with pytest.raises(InputFormatError, match="reports.csv: line 6: not CSV"):
+        read_incidents([path])
+
+
+def test_csv_header_naming_a_column_twice_is_refused(tmp_path):
+    path = tmp_path / "reports.csv"
+    path.write_text("incident_id,incident_id,title\nA,B,Disk full\n")
+    with pytest.raises(
+        InputFormatError,
+        match="reports.csv: line 1: header names column 'incident_id' twice",
+    ):
+        read_incidents([path], fmt="csv")
+
+
+@pytest.mark.parametrize(
+    "started",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01",
+        "1800-01-01",
+        "9999-12-31",
+        "9999-12-31T23:59:59",  # past year 9999 once localized
+    ],
+)
+def test_report_time_outside_1900_to_2200_is_skipped_with_a_warning(
+    tmp_path, caplog, started
+):
+    path = tmp_path / "reports.jsonl"
+    rows = [
+        {"id": "J-1", "title": "Queue stuck", "started_at": started},
+        {"id": "J-2", "title": "Flag flipped", "started_at": "2026-01-02"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level(logging.WARNING):
+        result = read_incidents([path], default_timezone="America/New_York")
+    assert result.incidents["incident_id"].tolist() == ["J-2"]
+    assert [s.record for s in result.skipped] == ["line 1"]
+    assert "reports.jsonl: record line 1: time" in caplog.text
+    assert "outside 1900-2200" in caplog.text
+
+
+def test_front_matter_time_of_year_one_is_skipped_with_a_warning(tmp_path):
+    path = tmp_path / "nm.md"
+    path.write_text(
+        "---\nincident_id: NM-1\ntitle: Near miss\n"
+        'started_at: "0001-01-01T00:00:00Z"\n---\nbody\n'
+    )
+    result = read_incidents([path])
+    assert result.incidents.empty
+    assert "outside 1900-2200" in result.skipped[0].reason
+
+
 @pytest.mark.parametrize(
     ("fields", "category"),
     [
@@ -812,10 +992,16 @@ def test_k8s_failure_stories():
     assert row.iloc[0]["root_cause"] == "involved: EKS, AWS CNI Plugin"
 
 
-def test_cloud_incidents_csv_merges_its_duplicate_id():
-    frame = read("cloud_incidents_duplicate_id.csv").incidents.set_index("incident_id")
+def test_cloud_incidents_csv_keeps_the_first_of_its_duplicate_id():
+    result = read("cloud_incidents_duplicate_id.csv")
+    frame = result.incidents.set_index("incident_id")
     assert len(frame) == 355  # 356 rows, azure-20180904-1 twice
-    assert frame.loc["cloud-azure-20180904-1", "title"] == "RCA - South Central US"
+    title = frame.loc["cloud-azure-20180904-1", "title"]
+    assert title == "South Central US - Preliminary RCA"
+    [skipped] = result.skipped
+    assert skipped.record == "line 160"
+    assert skipped.reason.startswith("incident id cloud-azure-20180904-1 already")
+    assert skipped.reason.endswith("cloud_incidents_duplicate_id.csv line 159")
     assert frame.loc["cloud-aws-2", "started_at"] == ts("2011-04-29")
     assert frame.loc["cloud-aws-2", "resolved_at"] == ts("2011-04-29") + pd.Timedelta(
         minutes=1768
@@ -956,9 +1142,10 @@ def test_parse_time_refuses_a_zone_name_it_cannot_place(value):
         parse_time(value)
 
 
-def test_parse_time_not_ended_and_garbage():
-    assert parse_time("0001-01-01T00:00:00Z") is None
+def test_parse_time_empty_year_one_and_garbage():
     assert parse_time("") is None
+    with pytest.raises(ValueError, match="outside 1900-2200"):
+        parse_time("0001-01-01T00:00:00Z")  # "not ended" only for alert ends
     with pytest.raises(ValueError, match="expected a date and time"):
         parse_time("soonish")
 

@@ -9,12 +9,15 @@ every file has been read.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import re
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,10 +35,13 @@ __all__ = [
     "ReadContext",
     "RecordError",
     "SkippedRecord",
+    "CSV_FIELD_LIMIT",
     "encoding_hint",
     "first",
     "incident_frame",
+    "iter_csv_rows",
     "load_json",
+    "normalize_id",
     "parse_duration",
     "parse_time",
     "read_text",
@@ -204,6 +210,65 @@ def read_json_records(path: Path, ctx: ReadContext) -> Iterator[tuple[str, Any]]
     yield "document", load_json(path)
 
 
+# --- CSV ----------------------------------------------------------------------
+
+#: Largest CSV cell read, in characters: a postmortem's root cause can be long.
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+
+_field_limit_lock = threading.Lock()
+_field_limit_users = 0
+_field_limit_before = csv.field_size_limit()
+
+
+@contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """Raise the csv module's (process-wide) cell limit while a file is read."""
+    global _field_limit_users, _field_limit_before
+    with _field_limit_lock:
+        if _field_limit_users == 0:
+            _field_limit_before = csv.field_size_limit(
+                max(CSV_FIELD_LIMIT, csv.field_size_limit())
+            )
+        _field_limit_users += 1
+    try:
+        yield
+    finally:
+        with _field_limit_lock:
+            _field_limit_users -= 1
+            if _field_limit_users == 0:
+                csv.field_size_limit(_field_limit_before)
+
+
+def iter_csv_rows(
+    path: Path | str, lines: Iterable[str], **options: Any
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line where the record starts, cells)`` for each non-blank record.
+
+    A record whose quoted cells span lines is named by its first line. Cells
+    up to :data:`CSV_FIELD_LIMIT` characters are read.
+
+    Raises
+    ------
+    InputFormatError
+        When the text is not CSV, naming the line where the bad record starts.
+    """
+    with _csv_field_limit():
+        reader = csv.reader(lines, **options)
+        end = 0  # the last line of the previous record
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise InputFormatError(
+                    f"{path}: line {end + 1}: not CSV ({exc})"
+                ) from None
+            start, end = end + 1, reader.line_num
+            if row:
+                yield start, row
+
+
 # --- values -------------------------------------------------------------------
 
 _EMPTY_TEXT = {"", "n/a", "none", "null", "-", "tbc", "unknown"}
@@ -225,6 +290,13 @@ def text_or_none(value: Any) -> str | None:
     if text.lower() in _EMPTY_TEXT:
         return None
     return text
+
+
+def normalize_id(value: Any) -> str | None:
+    """An incident id stripped, each run of whitespace (newlines too) one space."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return " ".join(str(value).split()) or None
 
 
 def first(*values: Any) -> Any:
@@ -265,12 +337,13 @@ def parse_time(value: Any, tz: ZoneInfo | str = "UTC") -> pd.Timestamp | None:
     microseconds or 19-digit nanoseconds (int or digit string, told apart by
     size), ``M/D/YYYY`` (US order), C ``ctime`` (``Fri Sep  2 22:04:05 1977``)
     and other forms dateutil reads. Times without a zone are in ``tz``.
-    Alertmanager's ``0001-01-01T00:00:00Z`` means "not ended" and gives None.
+    (Alertmanager's "not ended", ``0001-01-01T00:00:00Z``, is read by the alert
+    reader itself: here it is out of range like any other year before 1900.)
 
     Raises
     ------
     ValueError
-        When the value is present but is no time.
+        When the value is present but is no time, or is outside 1900-2200.
     """
     if isinstance(tz, str):
         tz = ZoneInfo(tz)
@@ -284,7 +357,7 @@ def parse_time(value: Any, tz: ZoneInfo | str = "UTC") -> pd.Timestamp | None:
     if isinstance(value, int | float):
         return _from_epoch(value)
     text = str(value).strip()
-    if not text or text.lower() in _EMPTY_TEXT or _NOT_ENDED.match(text):
+    if not text or text.lower() in _EMPTY_TEXT:
         return None
     if re.fullmatch(r"\d{9,19}(\.\d+)?", text):
         return _from_epoch(float(text) if "." in text else int(text))
@@ -350,15 +423,20 @@ def _from_epoch(number: float) -> pd.Timestamp:
     return _localize(stamp, ZoneInfo("UTC"))
 
 
+_EARLIEST = pd.Timestamp("1900-01-01", tz="UTC")
+_LATEST = pd.Timestamp("2200-01-01", tz="UTC")
+
+
 def _localize(stamp: pd.Timestamp, tz: ZoneInfo) -> pd.Timestamp:
+    outside = ValueError(f"time {stamp} is outside 1900-2200")
     if stamp.tzinfo is None:
+        if not _EARLIEST.tz_localize(None) - pd.Timedelta(days=1) <= stamp:
+            raise outside
+        if not stamp <= _LATEST.tz_localize(None) + pd.Timedelta(days=1):
+            raise outside  # year 9999 cannot even be localized
         stamp = stamp.tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
-    if (
-        not pd.Timestamp("1900-01-01", tz="UTC")
-        <= stamp
-        <= pd.Timestamp("2200-01-01", tz="UTC")
-    ):
-        raise ValueError(f"time {stamp} is outside 1900-2200")
+    if not _EARLIEST <= stamp <= _LATEST:
+        raise outside
     return stamp.tz_convert("UTC")
 
 
@@ -434,6 +512,8 @@ def normalize_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in _STRING_COLUMNS:
         values = frame[column].astype("string").str.strip()
         frame[column] = values.mask(values == "")
+    # every reader's ids pass here: "X|Y\nZ" and "X|Y Z" are one incident
+    frame["incident_id"] = frame["incident_id"].str.replace(r"\s+", " ", regex=True)
     frame["near_miss"] = [v is True or v == 1 for v in frame["near_miss"].tolist()]
     frame["alert_count"] = pd.array(frame["alert_count"], dtype="Int64")
     bad = frame["trigger"].notna() & ~frame["trigger"].isin(TRIGGERS)

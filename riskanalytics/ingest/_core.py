@@ -2,6 +2,12 @@
 
 Merging and linking rules
 -------------------------
+0. Ids are unique. Event sources (pagers, rollbacks, legacy Grafana alerts)
+   may repeat an id (rule 1); anywhere else, and across sources, the first
+   record read with an id is kept. A later record with that id and the same
+   texts (title, root cause, impact, recovery actions) only fills the first
+   one's empty fields; one with other texts is skipped with a warning naming
+   both files and records.
 1. Rows of one source with the same ``incident_id`` (a PagerDuty incident's
    triggered and resolved events, an Opsgenie Create and Close) merge into one:
    the earliest start, the latest resolution, otherwise the last value read.
@@ -54,6 +60,7 @@ from riskanalytics.ingest._common import (
     is_json_lines,
     load_json,
     normalize_frame,
+    normalize_id,
 )
 from riskanalytics.schema import INCIDENT_COLUMNS
 
@@ -92,6 +99,19 @@ FORMATS: dict[str, Callable] = {
 }
 
 _IGNORED_IN_FOLDERS = re.compile(r"^(\..*|README.*|SOURCES.*|.*~)$", re.IGNORECASE)
+#: Formats whose records are events: one incident's records share its id.
+_EVENT_FORMATS = {
+    "pagerduty",
+    "opsgenie",
+    "grafana-legacy",
+    "helm",
+    "argo-rollouts",
+    "kubectl",
+    "github-deployment",
+    "rollback-log",
+}
+#: The texts that tell two incidents apart.
+_TEXT_FIELDS = ["title", "root_cause", "impact", "recovery_actions"]
 _BACKFILL = {"danluu", "k8s-failure-stories", "cloud-incidents", "issre"}
 _PRIORITY = {
     "postmortem": 0,
@@ -447,11 +467,13 @@ def read_incidents(
         for index, record in enumerate(output):
             record["source_file"] = str(path)
             record["source_record"] = record.pop("_record", None) or f"[{index}]"
+            record["_format"] = name
             records.append(record)
         log.info("%s: %s, %d record(s)", path, name, len(output))
 
     attachments = [r for r in records if "_attach_to" in r]
-    frame = incident_frame([r for r in records if "_attach_to" not in r])
+    own = [r for r in records if "_attach_to" not in r]
+    frame = _unique_ids(incident_frame(own), [r["_format"] for r in own], ctx)
     if alert_frames:
         grouped = alerts.group_alerts(
             pd.concat(alert_frames, ignore_index=True),
@@ -477,6 +499,50 @@ def read_incidents(
         time.perf_counter() - began,
     )
     return IngestResult(frame, ctx.skipped, files)
+
+
+def _unique_ids(
+    frame: pd.DataFrame, formats: list[str], ctx: ReadContext
+) -> pd.DataFrame:
+    """Keep the first record of each id; see rule 0 of the module docstring."""
+    first: dict[str, int] = {}
+    dropped: list[int] = []
+    texts = frame[_TEXT_FIELDS].apply(lambda column: column.str.split().str.join(" "))
+    for at, incident_id in enumerate(frame["incident_id"]):
+        if pd.isna(incident_id):
+            continue
+        kept = first.setdefault(incident_id, at)
+        if kept == at:
+            continue
+        if (
+            formats[at] in _EVENT_FORMATS
+            and formats[kept] in _EVENT_FORMATS
+            and frame.at[kept, "source"] == frame.at[at, "source"]
+        ):
+            continue  # events of one incident, merged by _merge_same_id
+
+        dropped.append(at)
+        if texts.iloc[at].equals(texts.iloc[kept]):
+            empty = frame.loc[kept].isna() & frame.loc[at].notna()
+            frame.loc[kept, empty[empty].index] = frame.loc[at, empty[empty].index]
+            log.debug(
+                "%s %s: incident %s repeats %s %s; merged",
+                frame.at[at, "source_file"],
+                frame.at[at, "source_record"],
+                incident_id,
+                frame.at[kept, "source_file"],
+                frame.at[kept, "source_record"],
+            )
+            continue
+        ctx.skip(
+            frame.at[at, "source_file"],
+            frame.at[at, "source_record"],
+            f"incident id {incident_id} already read from "
+            f"{frame.at[kept, 'source_file']} {frame.at[kept, 'source_record']}",
+        )
+    if not dropped:
+        return frame
+    return frame.drop(index=frame.index[dropped]).reset_index(drop=True)
 
 
 def _merge_same_id(frame: pd.DataFrame) -> pd.DataFrame:
@@ -514,6 +580,7 @@ def _drop_backwards_times(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _attach(frame: pd.DataFrame, attachments: list[dict[str, Any]]) -> pd.DataFrame:
     for extra in attachments:
+        extra["_attach_to"] = normalize_id(extra["_attach_to"])
         target = frame.index[frame["incident_id"] == extra["_attach_to"]]
         if target.empty:
             log.info(

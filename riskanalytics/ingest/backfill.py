@@ -20,7 +20,6 @@ ISSRE'22 anomaly collection JSON (``issre``)
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from pathlib import Path
@@ -33,6 +32,7 @@ from riskanalytics.exceptions import InputFormatError
 from riskanalytics.ingest._common import (
     ReadContext,
     RecordError,
+    iter_csv_rows,
     load_json,
     parse_time,
     read_text,
@@ -145,15 +145,17 @@ def read_cloud_incidents(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     """Read cloud_incidents.csv (provider postmortems with layered root causes)."""
     records = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
+        rows = iter_csv_rows(path, handle)
         try:
-            for row in _progress(reader, path, "incident"):
-                where = f"line {reader.line_num}"
+            _, header = next(rows, (1, []))
+            for line, cells in _progress(rows, path, "incident"):
+                where = f"line {line}"
                 try:
+                    row = dict(zip(header, cells, strict=False))
                     records.append(_cloud_row(row, ctx, where))
                 except _RECORD_ERRORS as exc:
                     ctx.skip(path, where, str(exc))
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
             raise InputFormatError(f"{path}: not a readable CSV ({exc})") from None
     return records
 

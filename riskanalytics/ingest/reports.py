@@ -24,7 +24,6 @@ Generic CSV / JSON lines (contract)
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import re
@@ -39,6 +38,7 @@ from riskanalytics.ingest._common import (
     ReadContext,
     RecordError,
     first,
+    iter_csv_rows,
     parse_duration,
     parse_time,
     read_json_records,
@@ -333,41 +333,51 @@ def _category(row: dict[str, Any]) -> str | None:
 
 
 def read_csv_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
-    """Read a CSV of manual or near-miss reports (the generic contract format)."""
+    """Read a CSV of manual or near-miss reports (the generic contract format).
+
+    A record is named by the line it starts on; a header naming a column twice
+    is refused.
+    """
     text = read_text(path)
-    reader = csv.DictReader(io.StringIO(text), strict=True)
+    rows = iter_csv_rows(path, io.StringIO(text), strict=True)
+    header_line, header = next(rows, (1, []))
+    _check_header(path, header_line, header)
+
     records = []
-    try:
-        for row in reader:
-            where = f"line {reader.line_num}"
-            if None in row:
-                ctx.skip(
-                    path,
-                    where,
-                    f"more cells than the {len(reader.fieldnames)} header columns",
-                )
-                continue
-            present = sum(value is not None for value in row.values())
-            if present < len(reader.fieldnames):
-                ctx.skip(
-                    path,
-                    where,
-                    f"{present} cells, fewer than the {len(reader.fieldnames)} "
-                    "header columns",
-                )
-                continue
-            try:
-                record = generic_record(row, "csv", ctx)
-            except (RecordError, ValueError) as exc:
-                ctx.skip(path, where, str(exc))
-                continue
-            record["_record"] = where
-            records.append(record)
-    except csv.Error as exc:
-        raise InputFormatError(
-            f"{path}: line {reader.line_num}: not CSV ({exc})"
-        ) from None
+    for line, row in rows:
+        where = f"line {line}"
+        if len(row) > len(header):
+            ctx.skip(path, where, f"more cells than the {len(header)} header columns")
+            continue
+        if len(row) < len(header):
+            ctx.skip(
+                path,
+                where,
+                f"{len(row)} cells, fewer than the {len(header)} header columns",
+            )
+            continue
+        try:
+            record = generic_record(dict(zip(header, row, strict=True)), "csv", ctx)
+        except (RecordError, ValueError) as exc:
+            ctx.skip(path, where, str(exc))
+            continue
+        record["_record"] = where
+        records.append(record)
     return records
+
+
+def _check_header(path: Path, line: int, header: list[str]) -> None:
+    """Refuse a header that names a column twice (as the reader would key it)."""
+    seen: dict[str, str] = {}
+    for name in header:
+        key = name.strip().lower().replace(" ", "_")
+        if key in seen:
+            repeated = repr(name) if name == seen[key] else f"{seen[key]!r}/{name!r}"
+            raise InputFormatError(
+                f"{path}: line {line}: header names column {repeated} twice; "
+                "expected each column once"
+            )
+        seen[key] = name
 
 
 def read_jsonl_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
