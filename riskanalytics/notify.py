@@ -8,8 +8,8 @@ Risks rated at or above the escalation threshold also go, in one message
 marked as an escalation, to the escalation URLs.
 
 Messages are delivered through `apprise <https://github.com/caronc/apprise>`_
-URLs (``mailto://``, ``slack://``, ``msteams://``, ``json://`` ...). URLs may
-hold ``${NAME}`` placeholders that are filled from the environment only at
+URLs (``mailto://``, ``slack://``, ``workflows://`` for Teams, ``json://`` ...).
+URLs may hold ``${NAME}`` placeholders that are filled from the environment only at
 send time; reports and logs show URLs redacted.
 
 Every fact carries a deduplication key. Keys delivered to a URL are recorded in

@@ -669,6 +669,22 @@ def require_incident(
         )
 
 
+def _check_bare_confirms(config: Config, incidents, register, decisions) -> None:
+    """A confirm without ``risk_id`` needs the incident's matched risk: match
+    those incidents now, so that one with none stops the run before any write
+    (:func:`riskanalytics.decisions.apply_decisions` raises)."""
+    from riskanalytics.match import match_incidents
+
+    bare = {d.incident_id for d in decisions if d.action == "confirm" and not d.risk_id}
+    subset = incidents[incidents["incident_id"].astype(str).isin(bare)]
+    if not len(subset):
+        return
+    recorded = _history_by_incident(register.history)
+    created_before = {r for kind, r in recorded.values() if kind == "created"}
+    predicted = register.risks[~register.risks["risk_id"].isin(created_before)]
+    match_incidents(subset, predicted, config.matching, decisions)
+
+
 def _cannot_write(folder: Path) -> str | None:
     """Why files cannot be created in ``folder`` (or the nearest folder that
     exists, where it would be made), or None. Tried, not guessed from modes:
@@ -757,17 +773,28 @@ def _preflight(
         set(register.risks["risk_id"].astype(str)),
         config.risk_register_path,
     )
+    risk_ids = set(register.risks["risk_id"].astype(str))
     if config.reviews_dir.is_dir():
-        from riskanalytics.checklist import read_review
+        from riskanalytics.checklist import _FrontMatterLines, read_review
 
         for review in sorted(config.reviews_dir.glob("review-*.md")):
-            read_review(review)
+            named = read_review(review).get("risk_id")
+            if named is not None and str(named) not in risk_ids:
+                log.warning(
+                    "%s%s: risk_id %s is not in %s: its answers are kept but "
+                    "count for no risk",
+                    review,
+                    _FrontMatterLines(review)("risk_id"),
+                    named,
+                    config.risk_register_path,
+                )
     if not sources:
         return {"register": str(config.risk_register_path)}
     ingested = _ingest(config, inputs)
     warn_unknown_incidents(
         decisions, set(ingested.incidents["incident_id"].astype(str))
     )
+    _check_bare_confirms(config, ingested.incidents, register, decisions)
     return {
         "register": str(config.risk_register_path),
         "risks": len(register.risks),

@@ -728,6 +728,32 @@ def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_a_dry_run(
     )
 
 
+def test_confirm_without_risk_of_an_unmatched_incident_stops_a_full_run_first(
+    project, no_notebooks
+):
+    (project / "learning" / "match-decisions.yaml").write_text(
+        "- incident_id: PD-1482\n  action: confirm\n", encoding="utf-8"
+    )
+    run_refused(
+        project,
+        "match-decisions.yaml:1: entry 0",
+        "confirm needs risk_id: the incident has no matched risk",
+    )
+
+
+def test_a_review_naming_a_risk_the_register_lacks_is_warned_about(project, caplog):
+    reviews = project / "learning" / "reviews"
+    reviews.mkdir()
+    (reviews / "review-PD-1482.md").write_text(
+        "---\nincident_id: PD-1482\nstatus: open\ndeadline: '2026-12-01'\n"
+        "risk_id: R-999\n---\n",
+        encoding="utf-8",
+    )
+    result = invoke(project, "run", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "review-PD-1482.md:5: risk_id R-999 is not in" in caplog.text
+
+
 def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_match(project):
     (project / "learning" / "match-decisions.yaml").write_text(
         "- incident_id: PD-1482\n  action: confirm\n", encoding="utf-8"
