@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from riskanalytics._yaml import DuplicateKeyLoader
 from riskanalytics.exceptions import ConfigError
 
 __all__ = [
@@ -275,36 +276,6 @@ def _notification_problems(notifications: Any) -> list[tuple[str, str]]:
     return problems
 
 
-class _Loader(yaml.SafeLoader):
-    """A safe YAML loader that notes keys set twice in one mapping."""
-
-    def __init__(self, stream: str):
-        super().__init__(stream)
-        self.duplicates: list[tuple[int, str, str]] = []
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
-                try:
-                    first = seen.setdefault(key, line)
-                except TypeError:
-                    continue
-                if first != line:
-                    self.duplicates.append(
-                        (
-                            line,
-                            str(key),
-                            f"set twice, on line {first} and line {line}; keep one",
-                        )
-                    )
-        return super().construct_mapping(node, deep=deep)
-
-
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """The YAML error in one line, without PyYAML's source excerpts."""
     problem = getattr(exc, "problem", None)
@@ -317,7 +288,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _load_yaml(text: str) -> tuple[Any, list[tuple[str, str]]]:
-    loader = _Loader(text)
+    loader = DuplicateKeyLoader(text)
     try:
         data = loader.get_single_data()
         return data, [(key, text) for _, key, text in sorted(loader.duplicates)]

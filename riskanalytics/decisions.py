@@ -36,6 +36,7 @@ import pandas as pd
 import yaml
 from filelock import FileLock
 
+from riskanalytics._yaml import DuplicateKeyLoader
 from riskanalytics.exceptions import InputFormatError
 
 __all__ = [
@@ -160,46 +161,9 @@ def _entry_nodes(text: str) -> list[tuple[int, dict[str, int]]]:
     return entries
 
 
-class _Loader(yaml.SafeLoader):
-    """A safe YAML loader that notes keys set twice in one mapping, as
-    ``(line, key, problem)``: like config.yaml's, and also for a flow mapping
-    on one line (``{action: reject, action: confirm}``)."""
-
-    def __init__(self, stream: str):
-        super().__init__(stream)
-        self.duplicates: list[tuple[int, str, str]] = []
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            first: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
-                try:
-                    again = key in seen
-                    seen.add(key)
-                except TypeError:
-                    continue
-                if not again:
-                    first[key] = line
-                    continue
-                lines = (
-                    f"on line {line}"
-                    if first[key] == line
-                    else f"on line {first[key]} and line {line}"
-                )
-                self.duplicates.append(
-                    (line, str(key), f"set twice, {lines}; keep one")
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
 def _load_yaml(path: Path, text: str) -> Any:
     """The file's YAML; a key set twice in one mapping is refused by its line."""
-    loader = _Loader(text)
+    loader = DuplicateKeyLoader(text)
     try:
         raw = loader.get_single_data()
         duplicates = sorted(loader.duplicates)

@@ -181,3 +181,14 @@ def test_notification_urls_are_not_checked_while_notifications_are_off(tmp_path)
         "notifications: {enabled: false, default: ['slak://x']}\n",
     )
     assert load_config(path).notifications.default == ["slak://x"]
+
+
+def test_key_set_twice_on_one_line_is_refused(tmp_path):
+    path = write(
+        tmp_path,
+        "risk_register_path: r.md\nincident_sources: [i]\n"
+        "matching: {top_k: 2, top_k: 5}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [("top_k", "set twice, on line 3; keep one")]
