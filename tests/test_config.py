@@ -184,11 +184,15 @@ def test_notification_urls_are_not_checked_while_notifications_are_off(tmp_path)
 
 
 def test_key_set_twice_on_one_line_is_refused(tmp_path):
-    path = write(
+    assert problems_of(
         tmp_path,
         "risk_register_path: r.md\nincident_sources: [i]\n"
         "matching: {top_k: 2, top_k: 5}\n",
-    )
+    ) == [("top_k", "set twice, on line 3; keep one")]
+
+
+def problems_of(tmp_path, text: str) -> list[tuple[str, str]]:
+    """The problems that refuse a config.yaml of ``text``."""
     with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert info.value.problems == [("top_k", "set twice, on line 3; keep one")]
+        load_config(write(tmp_path, text))
+    return info.value.problems

@@ -259,6 +259,16 @@ def test_unknown_risk_is_named_by_its_line(tmp_path):
     assert str(caught.value).startswith(f"{path}:2: entry 1: risk_id")
 
 
+def refusal(tmp_path: Path, text: str, use=lambda decisions: None) -> tuple[Path, str]:
+    """A decisions file of ``text``, and the message that refuses it when it is
+    loaded, then given to ``use``."""
+    path = tmp_path / "match-decisions.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputFormatError) as caught:
+        use(load_decisions(path))
+    return path, str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("text", "where"),
     [
@@ -274,11 +284,8 @@ def test_unknown_risk_is_named_by_its_line(tmp_path):
     ],
 )
 def test_key_set_twice_in_an_entry_is_refused_by_its_line(tmp_path, text, where):
-    path = tmp_path / "match-decisions.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(InputFormatError) as caught:
-        load_decisions(path)
-    assert str(caught.value).startswith(f"{path}{where}")
+    path, message = refusal(tmp_path, text)
+    assert message.startswith(f"{path}{where}")
 
 
 @pytest.mark.parametrize(
@@ -292,15 +299,12 @@ def test_key_set_twice_in_an_entry_is_refused_by_its_line(tmp_path, text, where)
     ],
 )
 def test_field_of_the_wrong_type_is_refused_by_line_and_key(tmp_path, field, message):
-    path = tmp_path / "match-decisions.yaml"
-    path.write_text(
+    path, refused = refusal(
+        tmp_path,
         "- incident_id: I-1\n  action: confirm\n  risk_id: R-1\n"
         f"- incident_id: I-2\n  action: confirm\n  risk_id: R-1\n  {field}\n",
-        encoding="utf-8",
     )
-    with pytest.raises(InputFormatError) as caught:
-        load_decisions(path)
-    assert str(caught.value).startswith(f"{path}:7: entry 1: {message}")
+    assert refused.startswith(f"{path}:7: entry 1: {message}")
 
 
 def test_dates_date_times_and_plain_text_are_accepted(tmp_path):
@@ -322,15 +326,13 @@ def test_dates_date_times_and_plain_text_are_accepted(tmp_path):
 
 def test_confirm_without_risk_on_an_unmatched_incident_is_refused(tmp_path):
     assert scored().set_index("incident_id").loc["I-3", "decision"] == "new"
-    path = tmp_path / "match-decisions.yaml"
-    path.write_text(
+    path, message = refusal(
+        tmp_path,
         "- {incident_id: I-1, action: confirm}\n"
         "- {incident_id: I-3, action: confirm}\n",
-        encoding="utf-8",
+        use=lambda decisions: apply_decisions(scored(), decisions),
     )
-    with pytest.raises(InputFormatError) as caught:
-        apply_decisions(scored(), load_decisions(path))
-    assert str(caught.value).startswith(
+    assert message.startswith(
         f"{path}:2: entry 1: confirm needs risk_id: the incident has no matched risk"
     )
     with pytest.raises(InputFormatError, match="confirm needs risk_id"):

@@ -208,12 +208,18 @@ def test_pagerduty_v3_triggered():
     assert row["trigger"] == "manual"
 
 
-def test_pagerduty_v3_triggered_and_resolved_events_merge(tmp_path):
+def pagerduty_trigger_and_resolve() -> tuple[dict, dict]:
+    """A real PagerDuty v3 triggered event and its resolution 30 minutes later."""
     body = json.loads((FIXTURES / "pagerduty_v3_triggered.json").read_text())
     resolved = json.loads(json.dumps(body))
     resolved["event"]["event_type"] = "incident.resolved"
     resolved["event"]["occurred_at"] = "2021-06-04T14:05:00.000Z"
     resolved["event"]["data"]["status"] = "resolved"
+    return body, resolved
+
+
+def test_pagerduty_v3_triggered_and_resolved_events_merge(tmp_path):
+    body, resolved = pagerduty_trigger_and_resolve()
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps(resolved) + "\n" + json.dumps(body) + "\n")
     result = read_incidents([path])
@@ -843,11 +849,7 @@ def test_exact_repeat_of_an_incident_in_another_file_is_merged_quietly(
 
 
 def test_events_of_one_incident_in_several_files_still_merge(tmp_path):
-    body = json.loads((FIXTURES / "pagerduty_v3_triggered.json").read_text())
-    resolved = json.loads(json.dumps(body))
-    resolved["event"]["event_type"] = "incident.resolved"
-    resolved["event"]["occurred_at"] = "2021-06-04T14:05:00.000Z"
-    resolved["event"]["data"]["status"] = "resolved"
+    body, resolved = pagerduty_trigger_and_resolve()
     resolved["event"]["data"]["title"] = "Test Incident 3 (renamed)"
     (tmp_path / "1-triggered.json").write_text(json.dumps(body))
     (tmp_path / "2-resolved.json").write_text(json.dumps(resolved))
