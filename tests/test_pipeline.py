@@ -589,3 +589,21 @@ def test_a_run_with_no_incidents_writes_every_report(sample_project):
     run_dir = sample_project / "reports" / summary["run_id"]
     assert len(list(run_dir.glob("*.html"))) == 4
     assert (sample_project / "learning" / "risk-register.md").read_bytes() == register
+
+
+def test_incident_ids_with_markdown_characters_are_recorded_once(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    extra = sample_project / "learning" / "incidents" / "odd-ids.csv"
+    extra.write_text(
+        "incident_id,title,root_cause,started_at\n"
+        "INC_6_,Cert,The TLS certificate expired,2026-03-07T10:00:00Z\n"
+        "*x*,Cert,The TLS certificate expired again,2026-03-08T10:00:00Z\n"
+        "`y`,Cert,The TLS certificate expired once more,2026-03-09T10:00:00Z\n",
+        encoding="utf-8",
+    )
+    for run in ("one", "two"):
+        pipeline.stage_reconcile(config, sample_project / run)
+        pipeline.stage_register_update(config, sample_project / run)
+        history = read_register(config.risk_register_path).history
+        ids = history["incident_id"].tolist()
+        assert [ids.count(i) for i in ("INC_6_", "*x*", "`y`")] == [1, 1, 1], run

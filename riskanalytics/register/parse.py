@@ -216,7 +216,11 @@ def plain_id(text: str) -> str:
     template = re.fullmatch(r"\{\{\s*[\w-]+\s*:\s*([^}]*?)\s*\}\}", text)
     if template:
         text = template.group(1)
-    return text.strip("*_` ").strip()
+    # emphasis or code around the whole id ("**R-001**", "`R-001`"); a lone
+    # "_" or "*" is part of the id ("INC_6_")
+    while emphasis := re.fullmatch(r"(\*\*|__|\*|_|`)\s*(.+?)\s*\1", text):
+        text = emphasis.group(2)
+    return text.strip()
 
 
 def _normalize_header(text: str) -> str:
@@ -816,7 +820,8 @@ def _history_frame(path: Path, table: Table | None, warnings: list[str]):
             for name, col in fields.items():
                 record[name] = values[col] if col < len(values) else ""
             record["risk_id"] = plain_id(record.get("risk_id", ""))
-            record["incident_id"] = plain_id(record.get("incident_id", ""))
+            # written by the history writer as it is: no decoration to remove
+            record["incident_id"] = str(record.get("incident_id", "")).strip()
             record["event"] = (record.get("event") or "").strip().lower()
             record["date"] = _parse_date(record.get("date") or "")
             try:
