@@ -53,6 +53,7 @@ RECONCILIATION_COLUMNS = [
     "root_cause",
     "impact",
     "recovery_actions",
+    "category",
     "near_miss",
     "outcome",
     "risk_id",

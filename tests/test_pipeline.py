@@ -607,3 +607,19 @@ def test_incident_ids_with_markdown_characters_are_recorded_once(sample_project)
         history = read_register(config.risk_register_path).history
         ids = history["incident_id"].tolist()
         assert [ids.count(i) for i in ("INC_6_", "*x*", "`y`")] == [1, 1, 1], run
+
+
+def test_a_new_risk_takes_the_category_of_its_incident(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    extra = sample_project / "learning" / "incidents" / "categorised.csv"
+    extra.write_text(
+        "incident_id,title,root_cause,started_at,category\n"
+        "CAT-1,Wombats,A wombat chewed through the glorp,2026-03-07T10:00:00Z,"
+        "Wildlife\n",
+        encoding="utf-8",
+    )
+    pipeline.stage_reconcile(config, sample_project / "one")
+    update = pipeline.stage_register_update(config, sample_project / "one")
+    new_id = update.created["CAT-1"]
+    risks = read_register(config.risk_register_path).risks.set_index("risk_id")
+    assert risks.loc[new_id, "category"] == "Wildlife"
