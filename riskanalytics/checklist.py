@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,47 +179,111 @@ def _repoint(path: Path, row: pd.Series, now: datetime) -> bool:
     """Bring an existing review's outcome, risk and owner in line with the
     incident's current match (after an analyst's redirect or rejection).
 
-    Only those front-matter lines change, and a dated note is added at the end;
-    the answers and the text people wrote stay as they are. False when the
-    review already agrees, or cannot be read (the run's review check names it).
+    Only those front-matter entries change (a value over several lines becomes
+    one line; a comment after a one-line value stays), and a dated note is
+    added at the end; the answers, the text people wrote, the line endings and
+    a byte-order mark stay as they are. False when the review already agrees,
+    cannot be read (the run's review check names it), cannot be changed safely
+    or cannot be written (a warning says so; the next run tries again).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
         meta = frontmatter.loads(text).metadata
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     wanted = _owned_values(row)
-    old = {key: meta.get(key) for key in _OWNED_KEYS}
-    old = {k: None if v is None else str(v) for k, v in old.items()}
+    old = {k: None if meta.get(k) is None else str(meta.get(k)) for k in _OWNED_KEYS}
     if old == wanted:
         return False
+    new_text = _with_owned_values(text, wanted, old, now)
+    if new_text is None:
+        log.warning(
+            "Review %s names %s; its front matter could not be updated safely to "
+            "%s: change it by hand",
+            path,
+            old["risk_id"] or "no risk",
+            wanted["risk_id"] or "no risk",
+        )
+        return False
+    bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
+    try:
+        _replace(path, bom + new_text)
+    except OSError as exc:
+        log.warning("Review %s could not be updated (%s)", path, exc.strerror or exc)
+        return False
+    log.info(
+        "Review %s now names %s (was %s)",
+        path,
+        wanted["risk_id"] or "no risk",
+        old["risk_id"] or "no risk",
+    )
+    return True
+
+
+def _with_owned_values(
+    text: str, wanted: dict[str, str | None], old: dict[str, str | None], now
+) -> str | None:
+    """``text`` with its front matter's owned entries set to ``wanted`` and a
+    dated note at the end, or None when that cannot be done safely."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
-        return False
+        return None
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if end is None:
+        return None
+    newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
     try:
-        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
-    except StopIteration:
-        return False
-    for i in range(1, end):
-        key = lines[i].split(":", 1)[0]
-        if key in wanted and wanted[key] != old[key]:
-            newline = lines[i][len(lines[i].rstrip("\r\n")) :] or "\n"
-            dumped = yaml.safe_dump({key: wanted[key]}, allow_unicode=True)
-            lines[i] = dumped.rstrip("\n") + newline
-    was = old["risk_id"] or "no risk"
-    now_risk = wanted["risk_id"] or "no risk"
+        root = yaml.compose("".join(lines[1:end]))
+    except yaml.YAMLError:
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    spans: dict[str, tuple[int, int, str]] = {}
+    for key_node, value_node in root.value:
+        key = getattr(key_node, "value", None)
+        if key not in wanted or key in spans:
+            continue
+        first = key_node.start_mark.line
+        last = value_node.end_mark.line
+        if value_node.end_mark.column == 0 and last > first:
+            last -= 1  # a block value ends at the start of the next line
+        rest = ""
+        if last == first:
+            tail = lines[1 + first][value_node.end_mark.column :].rstrip("\r\n")
+            rest = tail if re.match(r"\s+#", tail) else ""
+        spans[key] = (first, last, rest)
+    fresh = list(lines)
+    added = []
+    for key in _OWNED_KEYS:
+        if wanted[key] == old[key]:
+            continue
+        entry = yaml.safe_dump({key: wanted[key]}, allow_unicode=True).rstrip("\n")
+        if key in spans:
+            first, last, rest = spans[key]
+            fresh[1 + first] = entry + rest + newline
+            for i in range(first + 1, last + 1):
+                fresh[1 + i] = None
+        else:
+            added.append(entry + newline)
+    fresh = [line for line in fresh[:end] if line is not None] + added + fresh[end:]
+    body = "".join(fresh)
+    if not body.endswith(("\n", "\r")):
+        body += newline
     note = (
-        f"\n> **{now:%Y-%m-%d}:** an analyst's decision changed this incident from "
-        f"{old['outcome']} {was} (owner {old['owner']}) to {wanted['outcome']} "
-        f"{now_risk} (owner {wanted['owner']}). The front matter says so; the text "
-        "above was written for the first match.\n"
+        f"{newline}> **{now:%Y-%m-%d}:** an analyst's decision changed this incident "
+        f"from {old['outcome']} {old['risk_id'] or 'no risk'} (owner {old['owner']}) "
+        f"to {wanted['outcome']} {wanted['risk_id'] or 'no risk'} (owner "
+        f"{wanted['owner']}). The front matter says so; the text above was written "
+        f"for the first match.{newline}"
     )
-    body = "".join(lines)
-    if not body.endswith("\n"):
-        body += "\n"
-    _replace(path, body + note)
-    log.info("Review %s now names %s (was %s)", path, now_risk, was)
-    return True
+    result = body + note
+    try:
+        check = frontmatter.loads(result).metadata
+    except yaml.YAMLError:
+        return None
+    got = {k: None if check.get(k) is None else str(check.get(k)) for k in _OWNED_KEYS}
+    return result if got == wanted else None
 
 
 def _replace(path: Path, text: str) -> None:
@@ -314,7 +379,8 @@ def read_review(path: str | Path) -> dict:
     """
     path = Path(path)
     try:
-        post = frontmatter.load(path)
+        # a byte-order mark (saved by some editors) is not part of the text
+        post = frontmatter.loads(path.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:
         raise InputFormatError(
             f"{path}: front matter is not valid YAML: {exc}"

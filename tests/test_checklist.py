@@ -278,3 +278,63 @@ def test_review_of_an_incident_whose_id_is_not_a_file_name_is_read(tmp_path):
     path = tmp_path / "review-PD-7-x.md"  # review_filename("PD/7 x")
     path.write_text("---\nincident_id: PD/7 x\ndeadline: 2026-06-03\n---\n")
     assert read_review(path)["incident_id"] == "PD/7 x"
+
+
+@pytest.mark.parametrize(
+    ("edit", "kept"),
+    [
+        (lambda t: t.replace("owner: platform-team", "owner: >-\n  platform-team"), ""),
+        (lambda t: t.replace("owner: platform-team", '"owner": platform-team'), ""),
+        (lambda t: t.replace("owner: platform-team\n", ""), ""),
+        (
+            lambda t: t.replace("risk_id: R-004", "risk_id: 'R-004'   # check this"),
+            "   # check this",
+        ),
+        (lambda t: t.replace("\n", "\r\n"), ""),
+        (lambda t: "\ufeff" + t, ""),
+    ],
+    ids=["folded", "quoted key", "no owner line", "comment", "crlf", "bom"],
+)
+def test_a_hand_edited_review_follows_a_changed_match_once(recon, edit, kept):
+    write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(recon.loc[0, "review_path"])
+    text = edit(path.read_text(encoding="utf-8"))
+    path.write_bytes(text.encode("utf-8"))
+    recon.loc[0, ["risk_id", "owner"]] = ["R-010", "core-eng"]
+    later = datetime(2026, 6, 3, tzinfo=UTC)
+
+    assert write_reviews(recon, deadline_days=14, now=later)["updated"].tolist() == [
+        True,
+        False,
+    ]
+    data = path.read_bytes()
+    meta = read_review(path)
+    assert (meta["risk_id"], meta["owner"]) == ("R-010", "core-eng")
+    assert data.decode("utf-8").count("an analyst's decision changed") == 1
+    assert data.startswith(b"\xef\xbb\xbf") == text.startswith("\ufeff")
+    if "\r\n" in text:
+        assert data.count(b"\r\n") == data.count(b"\n")  # every line still CRLF
+    assert f"risk_id: R-010{kept}" in data.decode("utf-8")
+    # the next run finds it in line
+    assert not write_reviews(recon, deadline_days=14, now=later)["updated"].any()
+    assert path.read_bytes() == data
+
+
+def test_a_review_that_cannot_be_written_is_warned_about_not_fatal(
+    recon, monkeypatch, caplog
+):
+    from riskanalytics import checklist
+
+    write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(recon.loc[0, "review_path"])
+    before = path.read_bytes()
+
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(checklist, "_replace", refuse)
+    recon.loc[0, ["risk_id", "owner"]] = ["R-010", "core-eng"]
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    assert not result["updated"].any()
+    assert path.read_bytes() == before
+    assert "could not be updated (Permission denied)" in caplog.text
