@@ -411,11 +411,17 @@ def read_review(path: str | Path) -> dict:
             }
         )
     ):
+        expected = (
+            review_filename(str(incident_id))
+            if not isinstance(incident_id, list | dict)
+            else "review-<incident id>.md"
+        )
         raise InputFormatError(
             f"{path}{at('incident_id')}: incident_id {incident_id!r} is not the "
-            f"incident this review is for (the file name says "
-            f"{path.name.removeprefix('review-').removesuffix('.md')!r}); put "
-            "back the id the review was written with"
+            f"incident this file name is for "
+            f"({path.name.removeprefix('review-').removesuffix('.md')!r}): if the "
+            f"file was renamed, name it {expected} again; if the id was changed, "
+            "put back the id the review was written with"
         )
     status = str(meta.get("status", "open")).lower()
     if status not in REVIEW_STATUSES:

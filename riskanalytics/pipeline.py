@@ -669,6 +669,18 @@ def require_incident(
         )
 
 
+def _names_an_incident(path: Path) -> bool:
+    """Whether a Markdown file's front matter names an ``incident_id``."""
+    import frontmatter
+    import yaml
+
+    try:
+        meta = frontmatter.loads(path.read_text(encoding="utf-8-sig")).metadata
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
+        return False
+    return "incident_id" in meta
+
+
 def _check_bare_confirms(config: Config, incidents, register, decisions) -> None:
     """A confirm without ``risk_id`` needs the incident's matched risk: match
     those incidents now, so that one with none stops the run before any write
@@ -752,12 +764,18 @@ def _preflight(
         for key in writes
         if (problem := _cannot_write(Path(folders[key])))
     ]
-    if (
-        "risk_register_path" in writes
-        and register_path.is_file()
-        and (problem := _cannot_replace(register_path))
-    ):
-        unwritable.append(("risk_register_path", problem))
+    if "risk_register_path" in writes:
+        from riskanalytics.register.store import BACKUP_DIR_NAME, lock_path
+
+        backups = register_path.parent / BACKUP_DIR_NAME
+        checks = [
+            (register_path, _cannot_replace),
+            (lock_path(register_path), _cannot_replace),
+            (backups, _cannot_write),
+        ]
+        for target, check in checks:
+            if target.exists() and (problem := check(target)):
+                unwritable.append(("risk_register_path", problem))
     if unwritable:
         raise ConfigError(config.config_path, unwritable)
     if notify and config.notifications.enabled:
@@ -777,6 +795,13 @@ def _preflight(
     if config.reviews_dir.is_dir():
         from riskanalytics.checklist import _FrontMatterLines, read_review
 
+        for other in sorted(config.reviews_dir.glob("*.md")):
+            if not other.name.startswith("review-") and _names_an_incident(other):
+                log.warning(
+                    "%s looks like a review but is not read: reviews are named "
+                    "review-<incident id>.md",
+                    other,
+                )
         for review in sorted(config.reviews_dir.glob("review-*.md")):
             named = read_review(review).get("risk_id")
             if named is not None and str(named) not in risk_ids:

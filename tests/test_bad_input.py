@@ -657,13 +657,23 @@ def _mutable(path: Path) -> None:
     subprocess.run(["chattr", "-i", str(path)], capture_output=True)
 
 
-@pytest.mark.parametrize("where", ["learning/reviews", "learning/risk-register.md"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "learning/reviews/",
+        "learning/risk-register.md",
+        "learning/.risk-register-backups/",
+        "learning/risk-register.md.riskanalytics.lock",
+    ],
+)
 def test_an_unwritable_review_folder_or_register_stops_the_run_first(
     project, no_notebooks, where
 ):
     target = project / where
-    if where.endswith("reviews"):
+    if where.endswith("/"):
         target.mkdir()
+    elif not target.exists():
+        target.write_bytes(b"")
     if not _immutable(target):
         if os.access(target, os.W_OK) and os.geteuid() == 0:
             pytest.skip("no chattr here and root can write anything")
@@ -801,3 +811,17 @@ def test_notification_url_apprise_cannot_load_stops_a_run_before_any_notebook(
     run_refused(
         project, "config.yaml", "notifications.escalation.1", "mailtoo://", args=()
     )
+
+
+def test_a_review_renamed_out_of_its_pattern_is_warned_about(project, caplog):
+    reviews = project / "learning" / "reviews"
+    reviews.mkdir()
+    (reviews / "MAN-2026-031-renamed.md").write_text(
+        "---\nincident_id: MAN-2026-031\nstatus: done\ndeadline: '2026-12-01'\n---\n",
+        encoding="utf-8",
+    )
+    (reviews / "notes.md").write_text("# Meeting notes\n", encoding="utf-8")
+    result = invoke(project, "run", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "MAN-2026-031-renamed.md looks like a review but is not read" in caplog.text
+    assert "notes.md looks like" not in caplog.text
