@@ -133,8 +133,9 @@ class Decisions:
 
 
 def _where(path: Path | None, index: int, line: int | None = None) -> str:
-    """``file:line: entry i``: the line people see, and the 0-based index."""
-    return f"{path}:{line}: entry {index}" if line else f"{path}: entry {index}"
+    """``file:line: entry n``: the line, and the entry counted from 1."""
+    number = index + 1
+    return f"{path}:{line}: entry {number}" if line else f"{path}: entry {number}"
 
 
 def _entry_lines(text: str) -> tuple[int, ...]:
@@ -294,7 +295,7 @@ def load_decisions(path: str | Path | None) -> Decisions:
     InputFormatError
         When the file is not YAML, not a list, or an entry is malformed (a key
         set twice, a value of the wrong type); the message names the file, the
-        line, the entry index (0-based) and the key.
+        line, the entry (counted from 1) and the key.
     """
     if path is None:
         return Decisions()
@@ -325,7 +326,7 @@ def load_decisions(path: str | Path | None) -> Decisions:
 def check_risk_ids(decisions: Decisions, risk_ids: set[str], register: Path) -> None:
     """Raise InputFormatError when an entry names a risk the register lacks.
 
-    The message names the decisions file, the line, the entry index (0-based) and the
+    The message names the decisions file, the line, the entry (counted from 1) and the
     register, so a typo in a risk id stops the run before anything is written.
     """
     lines = decisions.lines
@@ -350,11 +351,11 @@ def warn_unknown_incidents(decisions: Decisions, incident_ids: set[str]) -> int:
         if d.incident_id not in incident_ids
     ]
     for index, decision in unknown:
+        line = decisions.lines[index] if index < len(decisions.lines) else None
         log.warning(
-            "%s: entry %d: incident %r is in none of the sources; the decision "
-            "applies to nothing",
-            decisions.path,
-            index,
+            "%s: incident %r is in none of the sources; the decision applies to "
+            "nothing",
+            _where(decisions.path, index, line),
             decision.incident_id,
         )
     return len(unknown)

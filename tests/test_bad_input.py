@@ -563,7 +563,7 @@ def test_bad_decisions_file_is_refused_by_a_dry_run(project):
         FIXTURES / "decisions_unknown_key.yaml",
         project / "learning" / "match-decisions.yaml",
     )
-    dry_run_refused(project, "match-decisions.yaml", "entry 0", "decision")
+    dry_run_refused(project, "match-decisions.yaml", "entry 1", "decision")
 
 
 def test_bad_decisions_file_stops_a_full_run_before_any_notebook(project, no_notebooks):
@@ -571,7 +571,7 @@ def test_bad_decisions_file_stops_a_full_run_before_any_notebook(project, no_not
         FIXTURES / "decisions_unknown_key.yaml",
         project / "learning" / "match-decisions.yaml",
     )
-    run_refused(project, "match-decisions.yaml", "entry 0")
+    run_refused(project, "match-decisions.yaml", "entry 1")
 
 
 def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
@@ -581,7 +581,7 @@ def test_decision_naming_an_unknown_risk_stops_a_full_run_before_any_notebook(
         FIXTURES / "decisions_unknown_risk.yaml",
         project / "learning" / "match-decisions.yaml",
     )
-    run_refused(project, "match-decisions.yaml", "entry 1", "R-999")
+    run_refused(project, "match-decisions.yaml", "entry 2", "R-999")
 
 
 @pytest.mark.parametrize(
@@ -691,27 +691,27 @@ def test_an_unwritable_review_folder_or_register_stops_the_run_first(
         (
             "- incident_id: MAN-2026-031\n  action: reject\n  risk_id: R-022\n"
             "  action: confirm\n",
-            ("match-decisions.yaml:4: entry 0", "action set twice"),
+            ("match-decisions.yaml:4: entry 1", "action set twice"),
         ),
         (
             "- {incident_id: MAN-2026-031, action: confirm, risk_id: R-022}\n"
             "- {incident_id: MAN-2026-014, action: reject, action: confirm}\n",
-            ("match-decisions.yaml:2: entry 1", "action set twice"),
+            ("match-decisions.yaml:2: entry 2", "action set twice"),
         ),
         (
             "- {incident_id: MAN-2026-031, action: confirm, risk_id: R-022,"
             " at: not a date}\n",
-            ("match-decisions.yaml:1: entry 0", "at must be a date"),
+            ("match-decisions.yaml:1: entry 1", "at must be a date"),
         ),
         (
             "- incident_id: MAN-2026-031\n  action: confirm\n  risk_id: R-022\n"
             "  by: [1, 2]\n",
-            ("match-decisions.yaml:4: entry 0", "by must be text"),
+            ("match-decisions.yaml:4: entry 1", "by must be text"),
         ),
         (
             "- incident_id: MAN-2026-031\n  action: confirm\n  risk_id: R-022\n"
             "  note: {a: 1}\n",
-            ("match-decisions.yaml:4: entry 0", "note must be text"),
+            ("match-decisions.yaml:4: entry 1", "note must be text"),
         ),
     ],
 )
@@ -733,7 +733,7 @@ def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_a_dry_run(
     )
     dry_run_refused(
         project,
-        "match-decisions.yaml:3: entry 1",
+        "match-decisions.yaml:3: entry 2",
         "confirm needs risk_id: the incident has no matched risk",
     )
 
@@ -746,7 +746,7 @@ def test_confirm_without_risk_of_an_unmatched_incident_stops_a_full_run_first(
     )
     run_refused(
         project,
-        "match-decisions.yaml:1: entry 0",
+        "match-decisions.yaml:1: entry 1",
         "confirm needs risk_id: the incident has no matched risk",
     )
 
@@ -779,7 +779,7 @@ def test_confirm_without_risk_of_an_unmatched_incident_is_refused_by_match(proje
         "--incidents",
         "learning/incidents",
     )
-    assert_refused(result, "match-decisions.yaml:1: entry 0", "no matched risk")
+    assert_refused(result, "match-decisions.yaml:1: entry 1", "no matched risk")
     assert snapshot(project) == before
 
 

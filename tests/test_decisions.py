@@ -57,14 +57,14 @@ def test_empty_file_means_no_decisions(tmp_path):
     ("entries", "message"),
     [
         ({"incident_id": "I-1"}, r"expected a list of decisions, found dict"),
-        ([{"incident_id": "I-1", "action": "confirm"}, "oops"], r"entry 1: expected"),
-        ([{"incident_id": "I-1", "action": "accept"}], r"entry 0: action must be"),
-        ([{"action": "confirm"}], r"entry 0: expected an incident_id"),
-        ([{"incident_id": "I-1", "action": "reject"}], r"entry 0: reject needs"),
-        ([{"incident_id": "I-1", "action": "redirect"}], r"entry 0: redirect needs"),
+        ([{"incident_id": "I-1", "action": "confirm"}, "oops"], r"entry 2: expected"),
+        ([{"incident_id": "I-1", "action": "accept"}], r"entry 1: action must be"),
+        ([{"action": "confirm"}], r"entry 1: expected an incident_id"),
+        ([{"incident_id": "I-1", "action": "reject"}], r"entry 1: reject needs"),
+        ([{"incident_id": "I-1", "action": "redirect"}], r"entry 1: redirect needs"),
         (
             [{"incident_id": "I-1", "action": "confirm", "risk": "R-1"}],
-            r"entry 0: unknown key\(s\) risk",
+            r"entry 1: unknown key\(s\) risk",
         ),
     ],
 )
@@ -244,7 +244,7 @@ def test_malformed_entry_is_named_by_the_line_people_see(tmp_path):
     )
     with pytest.raises(InputFormatError) as caught:
         load_decisions(path)
-    assert str(caught.value).startswith(f"{path}:6: entry 2: reject needs")
+    assert str(caught.value).startswith(f"{path}:6: entry 3: reject needs")
 
 
 def test_unknown_risk_is_named_by_its_line(tmp_path):
@@ -256,7 +256,7 @@ def test_unknown_risk_is_named_by_its_line(tmp_path):
     )
     with pytest.raises(InputFormatError) as caught:
         check_risk_ids(load_decisions(path), {"R-001"}, Path("risk-register.md"))
-    assert str(caught.value).startswith(f"{path}:2: entry 1: risk_id")
+    assert str(caught.value).startswith(f"{path}:2: entry 2: risk_id")
 
 
 def refusal(tmp_path: Path, text: str, use=lambda decisions: None) -> tuple[Path, str]:
@@ -274,12 +274,12 @@ def refusal(tmp_path: Path, text: str, use=lambda decisions: None) -> tuple[Path
     [
         (
             "- incident_id: I-1\n  action: reject\n  risk_id: R-1\n  action: confirm\n",
-            ":4: entry 0: action set twice, on line 2 and line 4",
+            ":4: entry 1: action set twice, on line 2 and line 4",
         ),
         (
             "- {incident_id: I-1, action: confirm, risk_id: R-1}\n"
             "- {incident_id: I-2, action: reject, action: confirm}\n",
-            ":2: entry 1: action set twice, on line 2; keep one",
+            ":2: entry 2: action set twice, on line 2; keep one",
         ),
     ],
 )
@@ -304,7 +304,7 @@ def test_field_of_the_wrong_type_is_refused_by_line_and_key(tmp_path, field, mes
         "- incident_id: I-1\n  action: confirm\n  risk_id: R-1\n"
         f"- incident_id: I-2\n  action: confirm\n  risk_id: R-1\n  {field}\n",
     )
-    assert refused.startswith(f"{path}:7: entry 1: {message}")
+    assert refused.startswith(f"{path}:7: entry 2: {message}")
 
 
 def test_dates_date_times_and_plain_text_are_accepted(tmp_path):
@@ -333,7 +333,7 @@ def test_confirm_without_risk_on_an_unmatched_incident_is_refused(tmp_path):
         use=lambda decisions: apply_decisions(scored(), decisions),
     )
     assert message.startswith(
-        f"{path}:2: entry 1: confirm needs risk_id: the incident has no matched risk"
+        f"{path}:2: entry 2: confirm needs risk_id: the incident has no matched risk"
     )
     with pytest.raises(InputFormatError, match="confirm needs risk_id"):
         match_incidents(INCIDENTS, RISKS, MatchingConfig(), load_decisions(path))
@@ -355,7 +355,7 @@ def test_confirm_without_risk_after_rejecting_the_match_needs_a_risk():
         {"incident_id": "I-1", "action": "reject", "risk_id": "R-3"},
         {"incident_id": "I-1", "action": "confirm"},
     )
-    with pytest.raises(InputFormatError, match="entry 1: confirm needs risk_id"):
+    with pytest.raises(InputFormatError, match="entry 2: confirm needs risk_id"):
         apply_decisions(scored(), entries)
 
 

@@ -258,8 +258,8 @@ def test_decision_about_an_incident_no_source_holds_is_warned_about(
     config = load_config(sample_project / "config.yaml")
     with caplog.at_level("WARNING"):
         pipeline._preflight(config, [])
-    assert "match-decisions.yaml: entry 1: incident 'MAN-2026-41'" in caplog.text
-    assert "entry 0" not in caplog.text
+    assert "match-decisions.yaml:3: entry 2: incident 'MAN-2026-41'" in caplog.text
+    assert "entry 1" not in caplog.text
 
 
 def test_notebook_kernels_keep_their_log_off_the_console(tmp_path, capfd):
