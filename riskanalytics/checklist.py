@@ -165,13 +165,19 @@ def _write_new(path: Path, text: str) -> bool:
 #: other key and the whole body are the people's.
 _OWNED_KEYS = ("outcome", "risk_id", "owner")
 
+#: Keys the tool sets again when the owned ones change: its guess at the
+#: mitigations was about the first risk.
+_FOLLOWING_KEYS = ("mitigation_verdict",)
+
 
 def _owned_values(row: pd.Series) -> dict[str, str | None]:
     near = row["outcome"] == "realized" and bool(row.get("near_miss")) is True
+    verdict = row.get("mitigation_verdict")
     return {
         "outcome": "near-miss" if near else str(row["outcome"]),
         "risk_id": None if pd.isna(row.get("risk_id")) else str(row["risk_id"]),
         "owner": _show(row.get("owner"), "unassigned"),
+        "mitigation_verdict": None if pd.isna(verdict) else str(verdict),
     }
 
 
@@ -193,8 +199,9 @@ def _repoint(path: Path, row: pd.Series, now: datetime) -> bool:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     wanted = _owned_values(row)
-    old = {k: None if meta.get(k) is None else str(meta.get(k)) for k in _OWNED_KEYS}
-    if old == wanted:
+    keys = _OWNED_KEYS + _FOLLOWING_KEYS
+    old = {k: None if meta.get(k) is None else str(meta.get(k)) for k in keys}
+    if all(old[k] == wanted[k] for k in _OWNED_KEYS):
         return False
     new_text = _with_owned_values(text, wanted, old, now)
     if new_text is None:
@@ -255,7 +262,7 @@ def _with_owned_values(
         spans[key] = (first, last, rest)
     fresh = list(lines)
     added = []
-    for key in _OWNED_KEYS:
+    for key in _OWNED_KEYS + _FOLLOWING_KEYS:
         if wanted[key] == old[key]:
             continue
         entry = yaml.safe_dump({key: wanted[key]}, allow_unicode=True).rstrip("\n")
@@ -282,7 +289,8 @@ def _with_owned_values(
         check = frontmatter.loads(result).metadata
     except yaml.YAMLError:
         return None
-    got = {k: None if check.get(k) is None else str(check.get(k)) for k in _OWNED_KEYS}
+    keys = _OWNED_KEYS + _FOLLOWING_KEYS
+    got = {k: None if check.get(k) is None else str(check.get(k)) for k in keys}
     return result if got == wanted else None
 
 

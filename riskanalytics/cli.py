@@ -179,8 +179,13 @@ def run(
         + (f"{counts['near_misses']} near miss(es), " if counts["near_misses"] else "")
         + f"{counts['new_risks']} new, "
         f"{counts['needs_review']} to review; reviews overdue: "
-        f"{counts['reviews_overdue']}; report: "
-        f"{config.reports_dir / summary['run_id']}"
+        f"{counts['reviews_overdue']}; "
+        + (
+            f"{counts['skipped_records']} record(s) skipped (see the log); "
+            if counts.get("skipped_records")
+            else ""
+        )
+        + f"report: {config.reports_dir / summary['run_id']}"
     )
     if trigger == "weekly" and counts["reviews_overdue"]:
         log.warning(

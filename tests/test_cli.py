@@ -291,6 +291,7 @@ def test_weekly_run_exits_1_saying_reviews_are_overdue(
 
     counts = {"incidents": 10, "realized": 7, "near_misses": 1, "new_risks": 2}
     counts |= {"needs_review": 0, "reviews_overdue": overdue}
+    counts["skipped_records"] = overdue  # shown only when some were
     monkeypatch.setattr(
         pipeline, "run", lambda *a, **k: {"run_id": "w", "counts": counts}
     )
@@ -298,6 +299,8 @@ def test_weekly_run_exits_1_saying_reviews_are_overdue(
     result = CliRunner().invoke(cli, ["run", "--trigger", "weekly"])
     assert result.exit_code == code, result.output
     assert ("3 post-incident review(s) overdue: exit 1" in caplog.text) == bool(code)
+    assert ("3 record(s) skipped" in result.stdout) == bool(code)
+    assert ("skipped" in result.stdout) == bool(code)
 
 
 @pytest.mark.parametrize("port", ["99999", "-1", "http"])
