@@ -591,15 +591,21 @@ def test_a_run_with_no_incidents_writes_every_report(sample_project):
     assert (sample_project / "learning" / "risk-register.md").read_bytes() == register
 
 
+def with_reports(project: Path, name: str, text: str):
+    """The project's config, with a CSV of manual reports added to its sources."""
+    path = project / "learning" / "incidents" / name
+    path.write_text(text, encoding="utf-8")
+    return load_config(project / "config.yaml")
+
+
 def test_incident_ids_with_markdown_characters_are_recorded_once(sample_project):
-    config = load_config(sample_project / "config.yaml")
-    extra = sample_project / "learning" / "incidents" / "odd-ids.csv"
-    extra.write_text(
+    config = with_reports(
+        sample_project,
+        "odd-ids.csv",
         "incident_id,title,root_cause,started_at\n"
         "INC_6_,Cert,The TLS certificate expired,2026-03-07T10:00:00Z\n"
         "*x*,Cert,The TLS certificate expired again,2026-03-08T10:00:00Z\n"
         "`y`,Cert,The TLS certificate expired once more,2026-03-09T10:00:00Z\n",
-        encoding="utf-8",
     )
     for run in ("one", "two"):
         pipeline.stage_reconcile(config, sample_project / run)
@@ -610,13 +616,12 @@ def test_incident_ids_with_markdown_characters_are_recorded_once(sample_project)
 
 
 def test_a_new_risk_takes_the_category_of_its_incident(sample_project):
-    config = load_config(sample_project / "config.yaml")
-    extra = sample_project / "learning" / "incidents" / "categorised.csv"
-    extra.write_text(
+    config = with_reports(
+        sample_project,
+        "categorised.csv",
         "incident_id,title,root_cause,started_at,category\n"
         "CAT-1,Wombats,A wombat chewed through the glorp,2026-03-07T10:00:00Z,"
         "Wildlife\n",
-        encoding="utf-8",
     )
     pipeline.stage_reconcile(config, sample_project / "one")
     update = pipeline.stage_register_update(config, sample_project / "one")
