@@ -110,7 +110,8 @@ class Decisions:
     def examples(self, incidents: pd.DataFrame) -> dict[str, list[str]]:
         """Texts of incidents analysts tied to a risk, ``risk_id`` to texts.
 
-        Used to add confirmed incidents to a risk's profile in the matcher.
+        Used to add confirmed incidents to a risk's profile in the matcher,
+        and to find the confirmed incident most like a new one.
         """
         if incidents is None or len(incidents) == 0:
             return {}
@@ -121,7 +122,7 @@ class Decisions:
         for row in incidents.itertuples(index=False):
             parts = [
                 str(getattr(row, f))
-                for f in ("title", "root_cause", "impact")
+                for f in ("title", "root_cause", "impact", "category")
                 if isinstance(getattr(row, f, None), str)
             ]
             texts[str(getattr(row, id_column))] = " ".join(parts)

@@ -47,6 +47,12 @@ its norm (a plain cosine): an incident about something else does not match on
 one generic mode it shares; of its words, those the register does not use count
 a quarter.
 
+Incidents analysts confirmed for a risk (``examples``, from the decisions file)
+join that risk's profile, and the one most like a new incident adds its word
+cosine, weighted ``EXAMPLE_WEIGHT`` (0.3), to that risk's blend: a kind of
+incident seen and confirmed before is recognised again, however many other
+incidents the risk has (``evidence["confirmed_alike"]``, 0-100).
+
 Scale
 -----
 For 100,000 incidents against 5,000 risks, candidates are retrieved with
@@ -152,6 +158,11 @@ _SELF_MODE = "fm:cloud"
 
 #: Blend of the three similarities (failure modes, words, spelling).
 BLEND = {"modes": 0.50, "words": 0.30, "spelling": 0.20}
+
+#: Weight, in blend units, of the nearest incident analysts confirmed for a
+#: risk: its word cosine with the incident. Confirmed incidents also join the
+#: risk's profile (the ``examples`` field); this finds the one most alike.
+EXAMPLE_WEIGHT = 0.3
 
 #: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.30
 #: scores 55 (the default matched threshold) and 1 (identical texts) 100.
@@ -705,6 +716,7 @@ class Matcher:
             ],
             format="csr",
         )
+        self._examples = self._example_rows(examples or {})
         self._risk_texts = [text.lower() for text in texts]
         self._risk_term_cache: dict[int, frozenset[str]] = {}
         log.debug("Matcher ready: %d risks", len(self.risk_ids))
@@ -755,6 +767,37 @@ class Matcher:
             )
         return ids, profiles, texts
 
+    def _example_rows(self, examples: Mapping[str, Sequence[str]]):
+        """Each confirmed incident's word vector, grouped by risk: the rows,
+        the first row of each risk's group, and those risks' columns."""
+        index = {risk_id: j for j, risk_id in enumerate(self.risk_ids)}
+        docs, columns = [], []
+        for risk_id in sorted(examples, key=lambda r: index.get(r, -1)):
+            if risk_id not in index:
+                continue
+            for text in examples[risk_id]:
+                _, words = self._analyse(_field_text(text))
+                if words:
+                    docs.append({"root_cause": words})
+                    columns.append(index[risk_id])
+        if not docs:
+            return None
+        rows = self._words.matrix(docs, INCIDENT_FIELDS).T.tocsr()
+        columns = np.asarray(columns)
+        starts = np.flatnonzero(np.r_[True, columns[1:] != columns[:-1]])
+        return rows, starts, columns[starts]
+
+    def _nearest_examples(self, incident_words: sp.csr_matrix) -> np.ndarray | None:
+        """Per incident and risk, the cosine of the most alike confirmed
+        incident (0 where a risk has none), or None without examples."""
+        if self._examples is None:
+            return None
+        rows, starts, columns = self._examples
+        similarity = np.asarray((incident_words @ rows).todense(), dtype=np.float64)
+        nearest = np.zeros((incident_words.shape[0], len(self.risk_ids)))
+        nearest[:, columns] = np.maximum.reduceat(similarity, starts, axis=1)
+        return nearest
+
     # -- scoring ----------------------------------------------------------------
 
     def _incident_docs(self, incidents: pd.DataFrame):
@@ -779,10 +822,14 @@ class Matcher:
         n_risks = len(self.risk_ids)
         k = min(self.top_k, n_risks)
         modes, words, texts = self._incident_docs(incidents)
+        incident_words = self._words_matrix(words)
         incident_matrix = sp.hstack(
-            [self._modes_matrix(modes), self._words_matrix(words)], format="csr"
+            [self._modes_matrix(modes), incident_words], format="csr"
         )
         coarse = _product(incident_matrix, self._risk_stack)
+        nearest = self._nearest_examples(incident_words)
+        if nearest is not None:
+            coarse = coarse + EXAMPLE_WEIGHT * nearest
 
         pool = n_risks if self.candidate_pool is None else self.candidate_pool
         pool = max(k, min(pool, n_risks))
@@ -812,12 +859,10 @@ class Matcher:
         scores = _to_scale(fine)
         # best first; ties keep register order
         order = np.lexsort((cand, -np.round(scores, 6)), axis=1)[:, :k]
-        return (
-            np.take_along_axis(cand, order, 1),
-            np.take_along_axis(scores, order, 1),
-            modes,
-            words,
-        )
+        best = np.take_along_axis(cand, order, 1)
+        # how alike the best risk's nearest confirmed incident is, as evidence
+        alike = None if nearest is None else nearest[np.arange(len(best)), best[:, 0]]
+        return best, np.take_along_axis(scores, order, 1), modes, words, alike
 
     def _modes_matrix(self, docs):
         return self._modes.matrix(docs, INCIDENT_FIELDS)
@@ -961,7 +1006,7 @@ class Matcher:
         ids = incidents["incident_id"].tolist()
         if not self.risk_ids or len(incidents) == 0:
             return _empty_result(ids)
-        cand, scores, modes, words = self._score_chunk(incidents)
+        cand, scores, modes, words, alike = self._score_chunk(incidents)
         risk_ids = self.risk_ids
         records = []
         for n, (row_cand, row_scores) in enumerate(
@@ -979,6 +1024,8 @@ class Matcher:
                 if listed
                 else _no_evidence()
             )
+            if alike is not None and listed:
+                evidence["confirmed_alike"] = round(100.0 * float(alike[n]), 1)
             if decision == "matched" and self._only_context(
                 evidence["failure_modes"], row_cand[0]
             ):

@@ -404,8 +404,10 @@ def test_root_cause_splits_into_cause_and_effect(text, cause, effect):
 @pytest.mark.timeout(120)
 def test_worker_processes_give_the_one_process_result(dev):
     risks, frame, _ = dev
-    alone = Matcher(risks, chunk_size=40).match(frame)
-    shared = Matcher(risks, chunk_size=40, workers=2).match(frame)
+    # confirmed incidents too: their vectors travel with the matcher
+    examples = {"R-004": [frame["root_cause"].iloc[0]], "R-018": ["a bad deploy"]}
+    alone = Matcher(risks, chunk_size=40, examples=examples).match(frame)
+    shared = Matcher(risks, chunk_size=40, workers=2, examples=examples).match(frame)
     pd.testing.assert_frame_equal(alone, shared)
 
 
@@ -607,3 +609,26 @@ def test_a_platforms_own_write_up_is_not_a_provider_outage():
     )
     assert own["candidates"].split(":")[0] == "P-2"
     assert "cloud" not in own["evidence"]["failure_modes"]
+
+
+def test_an_incident_like_a_confirmed_one_ranks_its_risk_first():
+    risks = pd.DataFrame(
+        [
+            {"risk_id": "V-1", "description": "A payment vendor fails"},
+            {"risk_id": "V-2", "description": "A disk fills up and writes fail"},
+        ]
+    )
+    confirmed = "Checkout froze: the acquirer gateway timed out for card payments"
+    later = "The acquirer gateway timed out again; checkout froze"
+    plain = one(Matcher(risks), root_cause=later)
+    assert plain["decision"] == "new"
+    assert "confirmed_alike" not in plain["evidence"]
+    # among other confirmed incidents of the risk, the one most alike counts
+    others = ["vendor api returned 500s", "vendor outage", "vendor rate limit hit"]
+    matcher = Matcher(risks, examples={"V-1": [*others, confirmed]})
+    learnt = one(matcher, root_cause=later)
+    assert learnt["decision"] == "matched" and learnt["risk_id"] == "V-1"
+    assert learnt["evidence"]["confirmed_alike"] > 50
+    # examples of a risk the register lacks are ignored
+    stray = one(Matcher(risks, examples={"V-9": [confirmed]}), root_cause=later)
+    assert stray["decision"] == "new"
