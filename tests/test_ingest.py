@@ -1228,3 +1228,20 @@ def test_alert_with_unreadable_start_is_skipped_and_strict_raises(tmp_path):
     assert [s.record for s in result.skipped] == ["document alerts[1]"]
     with pytest.raises(InputFormatError, match=r"am.json: record document alerts\[1\]"):
         read_incidents([path], strict=True)
+
+
+def test_alertmanager_status_of_a_number_then_text_is_read_not_a_crash(tmp_path):
+    # found by the property tests: "status": 0 on the first alert, text after it
+    body = json.loads(
+        (
+            FIXTURES / "alertmanager_firing_and_resolved_shared_fingerprint.json"
+        ).read_text()
+    )
+    assert len(body["alerts"]) > 1
+    body["alerts"][0]["status"] = 0
+    path = tmp_path / "webhook.json"
+    path.write_text(json.dumps(body))
+    try:
+        read_incidents([path])
+    except InputFormatError:
+        pass  # refusing it by name is as good as reading it

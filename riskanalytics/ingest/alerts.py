@@ -234,7 +234,10 @@ class _Rows:
 
 def _categorical(values: tuple) -> Any:
     if values and isinstance(values[0], int) and not isinstance(values[0], bool):
-        return np.fromiter(values, dtype="int64", count=len(values))
+        try:
+            return np.fromiter(values, dtype="int64", count=len(values))
+        except (TypeError, ValueError, OverflowError):
+            pass  # a number first, then text ("status": 0, then "resolved")
     try:
         array = np.empty(len(values), dtype=object)
         array[:] = values
