@@ -333,15 +333,21 @@ def test_malformed_synonyms_file_names_file_and_key(tmp_path):
 @pytest.mark.timeout(120)
 def test_dask_engine_gives_the_local_result():
     distributed = pytest.importorskip("dask.distributed")
+    from riskanalytics.match import _match_dask
+
     rows = pd.concat([SOME] * 3, ignore_index=True)
     rows["incident_id"] = [f"I-{i}" for i in range(len(rows))]
     local = match_incidents(rows, RISKS, MatchingConfig())
+    # a matcher that learnt from confirmed incidents travels to the workers too
+    learnt = Matcher(RISKS, chunk_size=2, examples={"R-1": ["heap grew until OOM"]})
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         config = MatchingConfig(engine="dask", dask_scheduler=cluster.scheduler_address)
         remote = match_incidents(rows, RISKS, config)
+        remote_learnt = _match_dask(learnt, rows, cluster.scheduler_address)
     pd.testing.assert_frame_equal(local, remote)
+    pd.testing.assert_frame_equal(learnt.match(rows), remote_learnt)
 
 
 @pytest.mark.timeout(120)
