@@ -164,6 +164,9 @@ BLEND = {"modes": 0.50, "words": 0.30, "spelling": 0.20}
 #: risk's profile (the ``examples`` field); this finds the one most alike.
 EXAMPLE_WEIGHT = 0.3
 
+#: Incidents compared with the confirmed ones per sparse product.
+_EXAMPLE_BLOCK = 128
+
 #: Blended cosines mapped onto 0-100, piecewise linearly: a blend of 0.30
 #: scores 55 (the default matched threshold) and 1 (identical texts) 100.
 _SCALE_KNOTS = ([0.0, 0.30, 1.0], [0.0, 55.0, 100.0])
@@ -768,8 +771,8 @@ class Matcher:
         return ids, profiles, texts
 
     def _example_rows(self, examples: Mapping[str, Sequence[str]]):
-        """Each confirmed incident's word vector, grouped by risk: the rows,
-        the first row of each risk's group, and those risks' columns."""
+        """Each confirmed incident's word vector (a column each), and the
+        column of its risk."""
         index = {risk_id: j for j, risk_id in enumerate(self.risk_ids)}
         docs, columns = [], []
         for risk_id in sorted(examples, key=lambda r: index.get(r, -1)):
@@ -783,19 +786,24 @@ class Matcher:
         if not docs:
             return None
         rows = self._words.matrix(docs, INCIDENT_FIELDS).T.tocsr()
-        columns = np.asarray(columns)
-        starts = np.flatnonzero(np.r_[True, columns[1:] != columns[:-1]])
-        return rows, starts, columns[starts]
+        return rows, np.asarray(columns)
 
     def _nearest_examples(self, incident_words: sp.csr_matrix) -> np.ndarray | None:
         """Per incident and risk, the cosine of the most alike confirmed
-        incident (0 where a risk has none), or None without examples."""
+        incident (0 where a risk has none), or None without examples. Memory
+        grows with the pairs that share a word, not incidents x examples."""
         if self._examples is None:
             return None
-        rows, starts, columns = self._examples
-        similarity = np.asarray((incident_words @ rows).todense(), dtype=np.float64)
+        rows, risk_of = self._examples
         nearest = np.zeros((incident_words.shape[0], len(self.risk_ids)))
-        nearest[:, columns] = np.maximum.reduceat(similarity, starts, axis=1)
+        # a block of incidents at a time: the products of one block are small
+        for start in range(0, incident_words.shape[0], _EXAMPLE_BLOCK):
+            similarity = (incident_words[start : start + _EXAMPLE_BLOCK] @ rows).tocoo()
+            np.maximum.at(
+                nearest,
+                (start + similarity.row, risk_of[similarity.col]),
+                similarity.data.astype(np.float64),
+            )
         return nearest
 
     # -- scoring ----------------------------------------------------------------
