@@ -162,6 +162,12 @@ def test_incident_without_any_text_goes_to_review_not_to_a_new_risk(config):
     assert table.loc[0, "outcome"] == "needs_review"
 
 
+def new_risk(config, register=None, **fields) -> dict:
+    """The new risk built from one incident ("Vendor resent SMS" unless told)."""
+    row = {"incident_id": "x", "root_cause": "Vendor resent SMS", **fields}
+    return new_risk_from_incident(incidents(row).iloc[0], config, register)
+
+
 def test_new_risk_speaks_the_registers_own_scale(config):
     numeric = risks(
         {
@@ -174,13 +180,10 @@ def test_new_risk_speaks_the_registers_own_scale(config):
         {"risk_id": "B", "likelihood": "Medium", "likelihood_level": 3},
         {"risk_id": "C", "likelihood": "3", "likelihood_level": 3},
     )
-    incident = incidents(
-        {"incident_id": "x", "root_cause": "Vendor resent SMS", "severity": "high"}
-    ).iloc[0]
-    fields = new_risk_from_incident(incident, config, numeric)
+    fields = new_risk(config, numeric, severity="high")
     assert fields["likelihood"] == "3"  # the most common word at level 3
     assert fields["impact"] == "4"  # high severity -> Major -> level 4
-    assert new_risk_from_incident(incident, config)["likelihood"] == "Possible"
+    assert new_risk(config, severity="high")["likelihood"] == "Possible"
 
 
 @pytest.mark.parametrize(
@@ -196,21 +199,13 @@ def test_new_risk_speaks_the_registers_own_scale(config):
     ],
 )
 def test_new_risk_takes_the_sources_one_short_category(config, category, expected):
-    incident = incidents(
-        {"incident_id": "x", "root_cause": "Vendor resent SMS", "category": category}
-    ).iloc[0]
-    assert new_risk_from_incident(incident, config)["category"] == expected
+    assert new_risk(config, category=category)["category"] == expected
 
 
 def test_abbreviations_do_not_cut_a_new_risk_description(config):
-    incident = incidents(
-        {
-            "incident_id": "x",
-            "root_cause": "A node was launched approx. 5 minutes late. Pods waited.",
-        }
-    ).iloc[0]
+    text = "A node was launched approx. 5 minutes late. Pods waited."
     assert (
-        new_risk_from_incident(incident, config)["description"]
+        new_risk(config, root_cause=text)["description"]
         == "A node was launched approx. 5 minutes late."
     )
 
@@ -225,8 +220,7 @@ def test_abbreviations_do_not_cut_a_new_risk_description(config):
     ],
 )
 def test_new_risk_description_ends_cleanly(config, root_cause, description):
-    incident = incidents({"incident_id": "x", "root_cause": root_cause}).iloc[0]
-    assert new_risk_from_incident(incident, config)["description"] == description
+    assert new_risk(config, root_cause=root_cause)["description"] == description
 
 
 @pytest.mark.parametrize(
@@ -261,10 +255,7 @@ def test_new_risk_in_a_percentage_register_gets_percentages(config):
     register = read_register(
         ROOT / "tests/fixtures/register/akyoseva_percent_scales_bom_crlf.md"
     )
-    incident = incidents(
-        {"incident_id": "x", "root_cause": "Vendor resent SMS", "severity": "critical"}
-    ).iloc[0]
-    fields = new_risk_from_incident(incident, config, register.risks)
+    fields = new_risk(config, register.risks, severity="critical")
     # no risk is at level 3 (likelihood) or 5 (impact): a value in the band
     assert fields["likelihood"] == "40%"
     assert fields["impact"] == "90%"
@@ -276,9 +267,6 @@ def test_new_risk_in_a_numeric_register_gets_the_level_itself(config):
         {"risk_id": "B", "likelihood": "0.2", "likelihood_level": 2},
         {"risk_id": "C", "impact": "2", "impact_level": 2},
     )
-    incident = incidents(
-        {"incident_id": "x", "root_cause": "Vendor resent SMS", "severity": "p1"}
-    ).iloc[0]
-    fields = new_risk_from_incident(incident, config, numeric)
+    fields = new_risk(config, numeric, severity="p1")
     assert fields["likelihood"] == "Possible"  # numbers of two kinds: no style
     assert fields["impact"] == "5"
