@@ -13,7 +13,6 @@ after its review was written, a run changes only the review's ``outcome``,
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ import pandas as pd
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from riskanalytics._files import replace_file
 from riskanalytics.exceptions import InputFormatError
 from riskanalytics.match import readable_terms
 
@@ -215,7 +215,7 @@ def _repoint(path: Path, row: pd.Series, now: datetime) -> bool:
         return False
     bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
     try:
-        _replace(path, bom + new_text)
+        replace_file(path, (bom + new_text).encode("utf-8"))
     except OSError as exc:
         log.warning("Review %s could not be updated (%s)", path, exc.strerror or exc)
         return False
@@ -292,23 +292,6 @@ def _with_owned_values(
     keys = _OWNED_KEYS + _FOLLOWING_KEYS
     got = {k: None if check.get(k) is None else str(check.get(k)) for k in keys}
     return result if got == wanted else None
-
-
-def _replace(path: Path, text: str) -> None:
-    """Replace a file atomically, keeping its permissions."""
-    mode = path.stat().st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def write_reviews(

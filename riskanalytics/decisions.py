@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ import pandas as pd
 import yaml
 from filelock import FileLock
 
+from riskanalytics._files import replace_file
 from riskanalytics._yaml import DuplicateKeyLoader
 from riskanalytics.exceptions import InputFormatError
 
@@ -412,14 +411,7 @@ def record_decision(
         ]
         text = yaml.safe_dump(entries, sort_keys=False, allow_unicode=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(path, text.encode("utf-8"))
     log.info(
         "Recorded %s of %s for incident %s in %s", action, risk_id, incident_id, path
     )

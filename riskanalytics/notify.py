@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -38,6 +37,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 from filelock import FileLock
 
+from riskanalytics._files import replace_file
 from riskanalytics.config import Config
 
 __all__ = [
@@ -635,17 +635,8 @@ def _read_state(path: Path, *, repair: bool = True) -> dict[str, dict[str, str]]
 def _write_state(path: Path, sent: dict[str, dict[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"version": STATE_VERSION, "sent": dict(sorted(sent.items()))}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    replace_file(path, text.encode("utf-8"))
 
 
 # -- sending ----------------------------------------------------------------

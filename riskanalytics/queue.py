@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from riskanalytics._files import replace_file
 from riskanalytics.exceptions import RiskAnalyticsError
 
 __all__ = ["RunQueue", "RunRequest"]
@@ -113,16 +113,7 @@ class RunQueue:
             seq = max(self._last_seq + 1, time.time_ns())
             self._last_seq = seq
         path = self.directory / f"{seq:020d}--{source}--{trigger}.json"
-        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(path, body)
         log.info("Queued %s run from %s as %s", trigger, source, path.name)
         self._wake.set()
         return RunRequest(trigger=trigger, payload_path=path, source=source)

@@ -329,10 +329,10 @@ def test_a_review_that_cannot_be_written_is_warned_about_not_fatal(
     path = Path(recon.loc[0, "review_path"])
     before = path.read_bytes()
 
-    def refuse(path, text):
+    def refuse(path, data, mode=None):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(checklist, "_replace", refuse)
+    monkeypatch.setattr(checklist, "replace_file", refuse)
     recon.loc[0, ["risk_id", "owner"]] = ["R-010", "core-eng"]
     result = write_reviews(recon, deadline_days=14, now=NOW)
     assert not result["updated"].any()

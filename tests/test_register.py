@@ -514,7 +514,7 @@ def test_register_edit_between_read_and_apply_is_kept(tmp_path):
 
 def test_register_edit_during_the_write_is_kept(tmp_path, monkeypatch):
     path = copy_fixture(tmp_path, "platform_risk_register.md")
-    real_write = store._write_temp
+    real_write = store.write_temp
     edits = []
 
     def write_then_edit(target, data, mode=None):
@@ -525,7 +525,7 @@ def test_register_edit_during_the_write_is_kept(tmp_path, monkeypatch):
             path.write_text(text.replace("| sre-team |", "| sre-oncall |", 1))
         return temp
 
-    monkeypatch.setattr(store, "_write_temp", write_then_edit)
+    monkeypatch.setattr(store, "write_temp", write_then_edit)
     apply_update(path, [realization("R-009")], [])
 
     risks = read_register(path).risks.set_index("risk_id")

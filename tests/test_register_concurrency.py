@@ -173,7 +173,7 @@ def run_update_pausing(path, point, ready):
                 handle.flush()
             pause()
 
-        store._write_temp = write_half
+        store.write_temp = write_half
     elif point == "before replace":
         real_replace = os.replace
 
@@ -184,7 +184,7 @@ def run_update_pausing(path, point, ready):
 
         store.os.replace = replace_later
     elif point == "backup half written":
-        real_write = store._write_temp
+        real_write = store.write_temp
 
         def write_backup_half(target, data, mode=None):
             if target.parent.name == store.BACKUP_DIR_NAME:
@@ -194,7 +194,7 @@ def run_update_pausing(path, point, ready):
                 pause()
             return real_write(target, data, mode)
 
-        store._write_temp = write_backup_half
+        store.write_temp = write_backup_half
     elif point == "after replace":
         store._fsync_dir = lambda folder: pause()
     run_one_update(path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from riskanalytics._files import write_temp
 from riskanalytics.exceptions import RegisterConflictError, RegisterFormatError
 from riskanalytics.register import store
 from riskanalytics.register.parse import (
@@ -120,7 +121,7 @@ def add_ids(
         with FileLock(str(store.lock_path(path)), timeout=lock_timeout):
             data = path.read_bytes()
             result = _plan(path, data, prefix, width)
-            temp = store._write_temp(path, result.new_text.encode("utf-8"))
+            temp = write_temp(path, result.new_text.encode("utf-8"))
             try:
                 backup = store._backup(path, data, backup_dir)
                 store.os.replace(temp, path)

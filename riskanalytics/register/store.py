@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from riskanalytics._files import write_temp
 from riskanalytics.exceptions import RegisterConflictError
 from riskanalytics.register.parse import parse_register, read_register
 from riskanalytics.register.update import RegisterUpdate, plan_update
@@ -54,23 +54,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(path: Path, data: bytes, mode: int | None = None) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is None and path.exists():
-            mode = stat.S_IMODE(path.stat().st_mode)
-        if mode is not None:
-            os.chmod(name, mode)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
 def _backup(path: Path, data: bytes, backup_dir: Path | None) -> Path:
     folder = Path(backup_dir) if backup_dir else path.parent / BACKUP_DIR_NAME
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +63,7 @@ def _backup(path: Path, data: bytes, backup_dir: Path | None) -> Path:
     while target.exists():
         target = folder / f"{path.stem}.{stamp}-{counter}{path.suffix}"
         counter += 1
-    temp = _write_temp(target, data, stat.S_IMODE(path.stat().st_mode))
+    temp = write_temp(target, data, stat.S_IMODE(path.stat().st_mode))
     os.replace(temp, target)
     return target
 
@@ -177,7 +160,7 @@ def _apply_locked(path, realizations, new_risks, *, run_id, backup_dir):
 
         data = update.new_text.encode("utf-8")
         parse_register(path, update.new_text)  # never write what cannot be read
-        temp = _write_temp(path, data)
+        temp = write_temp(path, data)
         try:
             # An editor does not take our lock: if the file changed since it
             # was read, plan again against the new text.
