@@ -8,7 +8,8 @@ documented, did mitigations work as expected, what new risks were exposed.
 A review file, once written, belongs to the people filling it in: later runs
 never overwrite it. When an analyst's decision changes an incident's match
 after its review was written, a run changes only the review's ``outcome``,
-``risk_id`` and ``owner`` lines and adds a dated note at the end.
+``risk_id``, ``owner`` and guessed ``mitigation_verdict`` entries and adds a
+dated note at the end.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from riskanalytics.match import readable_terms
 __all__ = [
     "MITIGATION_ANSWERS",
     "REVIEW_STATUSES",
+    "FrontMatterLines",
     "format_duration",
+    "names_an_incident",
     "past_due",
     "read_review",
     "render_review",
@@ -234,18 +237,11 @@ def _with_owned_values(
     """``text`` with its front matter's owned entries set to ``wanted`` and a
     dated note at the end, or None when that cannot be done safely."""
     lines = text.splitlines(keepends=True)
-    if not lines or lines[0].strip() != "---":
+    found = _front_matter_node(lines)
+    if found is None:
         return None
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-    if end is None:
-        return None
+    end, root = found
     newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
-    try:
-        root = yaml.compose("".join(lines[1:end]))
-    except yaml.YAMLError:
-        return None
-    if not isinstance(root, yaml.MappingNode):
-        return None
     spans: dict[str, tuple[int, int, str]] = {}
     for key_node, value_node in root.value:
         key = getattr(key_node, "value", None)
@@ -384,7 +380,7 @@ def read_review(path: str | Path) -> dict:
     except OSError as exc:
         raise InputFormatError(f"{path}: cannot be read ({exc.strerror})") from None
     meta = dict(post.metadata)
-    at = _FrontMatterLines(path)
+    at = FrontMatterLines(path)
     if "incident_id" not in meta:
         raise InputFormatError(f"{path}: front matter has no incident_id")
     from riskanalytics.reconcile import legacy_review_filename, review_filename
@@ -457,23 +453,46 @@ def read_review(path: str | Path) -> dict:
     return meta
 
 
-class _FrontMatterLines:
+def _front_matter_node(lines: list[str]) -> tuple[int, yaml.MappingNode] | None:
+    """The line of the closing ``---`` and the front matter's YAML mapping
+    (whose marks count lines from the one after the opening ``---``), or None
+    when the text has no readable front matter."""
+    if not lines or lines[0].strip() != "---":
+        return None
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if end is None:
+        return None
+    try:
+        root = yaml.compose("".join(lines[1:end]))
+    except yaml.YAMLError:
+        return None
+    return (end, root) if isinstance(root, yaml.MappingNode) else None
+
+
+def names_an_incident(path: Path) -> bool:
+    """Whether a Markdown file's front matter names an ``incident_id`` (a
+    review, whatever its name)."""
+    try:
+        meta = frontmatter.loads(path.read_text(encoding="utf-8-sig")).metadata
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
+        return False
+    return "incident_id" in meta
+
+
+class FrontMatterLines:
     """Where a key (or an item of its list) sits in a review's front matter,
     as ``":N"`` (line N of the file), or ``""`` when it cannot be told."""
 
     def __init__(self, path: Path):
-        self.root = None
         try:
-            text = path.read_text(encoding="utf-8-sig")
-            lines = text.splitlines()
-            if lines and lines[0].strip() == "---":
-                end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
-                self.root = yaml.compose("\n".join(lines[1:end]))
-        except (OSError, UnicodeDecodeError, StopIteration, yaml.YAMLError):
-            self.root = None
+            lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        found = _front_matter_node(lines)
+        self.root = None if found is None else found[1]
 
     def __call__(self, key: str, item: int | None = None) -> str:
-        if not isinstance(self.root, yaml.MappingNode):
+        if self.root is None:
             return ""
         for name, value in self.root.value:
             if getattr(name, "value", None) != key:

@@ -669,18 +669,6 @@ def require_incident(
         )
 
 
-def _names_an_incident(path: Path) -> bool:
-    """Whether a Markdown file's front matter names an ``incident_id``."""
-    import frontmatter
-    import yaml
-
-    try:
-        meta = frontmatter.loads(path.read_text(encoding="utf-8-sig")).metadata
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
-        return False
-    return "incident_id" in meta
-
-
 def _check_bare_confirms(config: Config, incidents, register, decisions) -> None:
     """A confirm without ``risk_id`` needs the incident's matched risk: match
     those incidents now, so that one with none stops the run before any write
@@ -793,10 +781,14 @@ def _preflight(
     )
     risk_ids = set(register.risks["risk_id"].astype(str))
     if config.reviews_dir.is_dir():
-        from riskanalytics.checklist import _FrontMatterLines, read_review
+        from riskanalytics.checklist import (
+            FrontMatterLines,
+            names_an_incident,
+            read_review,
+        )
 
         for other in sorted(config.reviews_dir.glob("*.md")):
-            if not other.name.startswith("review-") and _names_an_incident(other):
+            if not other.name.startswith("review-") and names_an_incident(other):
                 log.warning(
                     "%s looks like a review but is not read: reviews are named "
                     "review-<incident id>.md",
@@ -809,7 +801,7 @@ def _preflight(
                     "%s%s: risk_id %s is not in %s: its answers are kept but "
                     "count for no risk",
                     review,
-                    _FrontMatterLines(review)("risk_id"),
+                    FrontMatterLines(review)("risk_id"),
                     named,
                     config.risk_register_path,
                 )
