@@ -432,8 +432,7 @@ def stage_reconcile(
         incidents["trigger"] = incidents["trigger"].fillna(trigger)
     register = read_register(config.risk_register_path)
     recorded = _history_by_incident(register.history)
-    created_before = {r for kind, r in recorded.values() if kind == "created"}
-    predicted = register.risks[~register.risks["risk_id"].isin(created_before)]
+    predicted = _predicting(register, recorded)
 
     decisions = load_decisions(config.decisions_path)
     matches = match_incidents(incidents, predicted, config.matching, decisions)
@@ -669,6 +668,15 @@ def require_incident(
         )
 
 
+def _predicting(register, recorded: dict | None = None) -> pd.DataFrame:
+    """The register's risks that predicted something: not those created from
+    an incident (``recorded``: the history by incident, read if not given)."""
+    if recorded is None:
+        recorded = _history_by_incident(register.history)
+    created = {r for kind, r in recorded.values() if kind == "created"}
+    return register.risks[~register.risks["risk_id"].isin(created)]
+
+
 def _check_bare_confirms(config: Config, incidents, register, decisions) -> None:
     """A confirm without ``risk_id`` needs the incident's matched risk: match
     those incidents now, so that one with none stops the run before any write
@@ -679,10 +687,7 @@ def _check_bare_confirms(config: Config, incidents, register, decisions) -> None
     subset = incidents[incidents["incident_id"].astype(str).isin(bare)]
     if not len(subset):
         return
-    recorded = _history_by_incident(register.history)
-    created_before = {r for kind, r in recorded.values() if kind == "created"}
-    predicted = register.risks[~register.risks["risk_id"].isin(created_before)]
-    match_incidents(subset, predicted, config.matching, decisions)
+    match_incidents(subset, _predicting(register), config.matching, decisions)
 
 
 def _cannot_write(folder: Path) -> str | None:
