@@ -62,12 +62,12 @@ incident are re-scored for spelling (the spelling weight can reorder only
 risks whose retrieval scores are within 0.2 of each other). With a pool at
 least as large as the register (``candidate_pool=None``) every pair is scored;
 on the dev set the default pool of 10 gives the same answers. Each distinct
-incident text (title, root cause, impact, category) is analysed and scored once, and its
-row repeated for the incidents that share it. From ``PARALLEL_MIN_INCIDENTS``
-distinct texts on, chunks are scored in one worker process per core (each
-re-scores spelling on one thread; in one process the re-score uses every
-core). ``engine: dask`` in the config runs the chunks on a Dask cluster with
-identical results.
+incident text (title, root cause, impact, category) is analysed and scored
+once, and its row repeated for the incidents that share it. From
+``PARALLEL_MIN_INCIDENTS`` distinct texts on, chunks are scored in one worker
+process per core (each re-scores spelling on one thread; in one process the
+re-score uses every core). ``engine: dask`` in the config runs the chunks on a
+Dask cluster with identical results.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ Front-matter postmortems (icco/postmortems)
 Generic CSV / JSON lines (contract)
     Any subset of the incident columns beyond ``incident_id`` (or ``id``) and
     one of ``title``/``root_cause``. A true ``near_miss`` or a ``trigger`` of
-    ``near-miss`` marks a near miss (both are then set). ``category`` (or
-    ``categories``, ``section``, ``tags``; a list is joined) is the report's
-    own classification.
+    ``near-miss`` marks a near miss (both are then set). The report's own
+    classification is its ``category`` (or ``categories``, ``section``), then
+    its ``tags`` (or ``labels``, ``keywords``), joined with ``; ``.
 """
 
 from __future__ import annotations
