@@ -137,6 +137,30 @@ def _ingest(config: Config, inputs: Sequence[str | Path]):
     )
 
 
+def _given_for_run(
+    incidents: pd.DataFrame, inputs: Sequence[str | Path], trigger: str
+) -> pd.DataFrame:
+    """Incidents with the run's trigger applied to those of the files it was given.
+
+    An incident without a trigger of its own takes the run's. With ``near-miss``,
+    the incidents of the given files are near misses, whatever their report
+    says (``riskanalytics run --trigger near-miss --report FILE``).
+    """
+    if not inputs or "trigger" not in incidents:
+        return incidents
+    incidents["trigger"] = incidents["trigger"].fillna(trigger)
+    if trigger == "near-miss" and "source_file" in incidents:
+        given = {str(Path(p)) for p in inputs}
+        mine = incidents["source_file"].astype(str).isin(given)
+        incidents.loc[mine, "trigger"] = "near-miss"
+        if "near_miss" not in incidents:
+            incidents["near_miss"] = False
+        incidents["near_miss"] = incidents["near_miss"].astype(object)
+        incidents.loc[mine, "near_miss"] = True
+        incidents["near_miss"] = incidents["near_miss"].eq(True)
+    return incidents
+
+
 #: History event of a realization an analyst's decision moved to another risk.
 WITHDRAWN = "withdrawn"
 
@@ -427,9 +451,7 @@ def stage_reconcile(
     started = time.perf_counter()
 
     ingested = _ingest(config, inputs)
-    incidents = ingested.incidents
-    if inputs and "trigger" in incidents:
-        incidents["trigger"] = incidents["trigger"].fillna(trigger)
+    incidents = _given_for_run(ingested.incidents, inputs, trigger)
     register = read_register(config.risk_register_path)
     recorded = _history_by_incident(register.history)
     predicted = _predicting(register, recorded)

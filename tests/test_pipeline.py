@@ -204,6 +204,32 @@ def test_near_miss_is_recorded_without_marking_the_risk_realized(sample_project)
     assert status == "Open"
 
 
+def test_trigger_near_miss_makes_the_given_report_a_near_miss(sample_project):
+    from riskanalytics.register import read_register
+
+    template = (sample_project / "learning" / "near-miss-template.md").read_text()
+    report = sample_project / "nm.md"
+    report.write_text(template.replace("near_miss: true\n", ""), encoding="utf-8")
+    config = load_config(sample_project / "config.yaml")
+
+    result = pipeline.stage_reconcile(
+        config, sample_project / "run", inputs=[report], trigger="near-miss"
+    )
+    recon = result.reconciliation.set_index("incident_id")
+    row = recon.loc["NM-2026-001"]
+    assert row["trigger"] == "near-miss" and bool(row["near_miss"]) is True
+    # the configured sources' incidents keep their own trigger and near misses
+    alone = pipeline.stage_reconcile(config, sample_project / "alone")
+    alone = alone.reconciliation.set_index("incident_id")[["trigger", "near_miss"]]
+    others = recon.drop(index="NM-2026-001")[["trigger", "near_miss"]]
+    pd.testing.assert_frame_equal(others.loc[alone.index], alone)
+
+    pipeline.stage_register_update(config, sample_project / "run")
+    register = read_register(config.risk_register_path)
+    events = register.history[register.history["incident_id"] == "NM-2026-001"]
+    assert events["event"].tolist() == ["near-miss"]
+
+
 def test_html_report_is_titled_by_its_first_heading(tmp_path):
     import nbformat
 
