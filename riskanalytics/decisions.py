@@ -18,7 +18,9 @@ file, the line and the key.
 Entries apply in file order, so a later entry about the same incident refines an
 earlier one. A confirmation or a redirect always wins over the scores on every
 re-run; a rejection removes that risk from the incident's candidates and the
-incident is decided again on the candidates left.
+incident goes to review with the candidates left (or becomes a new risk when no
+candidate reaches the review threshold): the next risk is not matched until an
+analyst confirms it.
 """
 
 from __future__ import annotations
@@ -434,23 +436,16 @@ def _decide(score: float, matched: float, review: float) -> str:
     return "review" if score >= review else "new"
 
 
-def _matched_risk(
-    row: pd.Series,
-    candidates: list[tuple[str, float]],
-    rejected: set[str],
-    matched_threshold: float,
-) -> str | None:
+def _matched_risk(row: pd.Series, rejected: set[str]) -> str | None:
     """The risk the incident is matched to once rejections are applied, or None.
 
-    That is the matcher's own match, or, when an analyst rejected it, the best
-    candidate left if it still scores a match.
+    That is the matcher's own match unless an analyst rejected it: a rejected
+    incident goes to review, so a confirm after it must name its risk.
     """
     risk = row.get("risk_id")
     if row.get("decision") == "matched" and isinstance(risk, str) and risk:
         if risk not in rejected:
             return risk
-        if candidates and candidates[0][1] >= matched_threshold:
-            return candidates[0][0]
     return None
 
 
@@ -500,8 +495,9 @@ def apply_decisions(
     -------
     pandas.DataFrame
         A copy of ``matches``: confirmed and redirected incidents are
-        ``matched`` to the analyst's risk (or ``new``), rejected risks are gone
-        from ``candidates``; ``decided_by`` is ``"analyst"`` on changed rows.
+        ``matched`` to the analyst's risk (or ``new``); rejected incidents are
+        ``review`` (or ``new`` below the review threshold), their rejected risks
+        gone from ``candidates``; ``decided_by`` is ``"analyst"`` on changed rows.
         A confirm without ``risk_id`` confirms the incident's matched risk.
 
     Raises
@@ -526,9 +522,7 @@ def apply_decisions(
         ]
         scores = dict(candidates)
         if action == "confirm" and risk is None:
-            risk = _matched_risk(
-                result.loc[idx], candidates, rejected, matched_threshold
-            )
+            risk = _matched_risk(result.loc[idx], rejected)
             if risk is None:
                 raise _unmatched_confirm(decisions, result.loc[idx])
         if action in ("confirm", "redirect"):
@@ -541,9 +535,11 @@ def apply_decisions(
                 )
                 candidates = [(risk, score)] + [c for c in candidates if c[0] != risk]
         else:
+            # the analyst said the match was wrong: the candidates left go to a
+            # person, not straight into the register
             score = candidates[0][1] if candidates else 0.0
             decision = _decide(score, matched_threshold, review_threshold)
-            risk = candidates[0][0] if decision == "matched" else None
+            decision, risk = ("review" if decision == "matched" else decision), None
         result.at[idx, "risk_id"] = risk if decision == "matched" else pd.NA
         result.at[idx, "decision"] = decision
         result.at[idx, "match_score"] = float(score)

@@ -161,6 +161,24 @@ def _given_for_run(
     return incidents
 
 
+def _warn_outside_sources(config: Config, inputs: Sequence[str | Path]) -> None:
+    """Warn of given files that later runs will not read.
+
+    The register's history keeps what their incidents realized, but the next
+    run's reconciliation and metrics hold only the configured sources' incidents.
+    """
+    sources = [Path(source.path).resolve() for source in config.incident_sources]
+    for given in inputs:
+        path = Path(given).resolve()
+        if not any(path == s or s in path.parents for s in sources):
+            log.warning(
+                "%s is not in incident_sources: later runs and the weekly metrics"
+                " will not see its incidents; write it into a configured source"
+                " or give it again",
+                given,
+            )
+
+
 #: History event of a realization an analyst's decision moved to another risk.
 WITHDRAWN = "withdrawn"
 
@@ -452,6 +470,7 @@ def stage_reconcile(
 
     ingested = _ingest(config, inputs)
     incidents = _given_for_run(ingested.incidents, inputs, trigger)
+    _warn_outside_sources(config, inputs)
     register = read_register(config.risk_register_path)
     recorded = _history_by_incident(register.history)
     predicted = _predicting(register, recorded)

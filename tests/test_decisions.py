@@ -168,6 +168,18 @@ def test_reject_removes_the_risk_and_decides_again():
     assert result.loc["I-1", "decision"] in {"review", "new"}
 
 
+def test_after_a_reject_a_runner_up_above_the_match_threshold_goes_to_review():
+    from tests.helpers import matches
+
+    scored = matches(("I-9", "R-2", 90.0, "matched", "R-2:90.0;R-1:80.0;R-4:9.0"))
+    result = apply_decisions(
+        scored, decisions({"incident_id": "I-9", "action": "reject", "risk_id": "R-2"})
+    ).iloc[0]
+    assert result["decision"] == "review" and pd.isna(result["risk_id"])
+    assert result["candidates"] == "R-1:80.0;R-4:9.0"
+    assert result["match_score"] == 80.0
+
+
 def test_redirect_sets_another_risk_or_new():
     result = apply_decisions(
         scored(),

@@ -1,6 +1,7 @@
 """The whole run on a copy of the sample data: notebooks, register, reviews."""
 
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,6 +231,22 @@ def test_trigger_near_miss_makes_the_given_report_a_near_miss(sample_project):
     assert events["event"].tolist() == ["near-miss"]
 
 
+def test_a_given_file_outside_the_sources_is_named_in_a_warning(sample_project, caplog):
+    config = load_config(sample_project / "config.yaml")
+    template = sample_project / "learning" / "near-miss-template.md"
+    inside = sample_project / "learning" / "incidents" / "nm.md"
+    inside.write_text(template.read_text(), encoding="utf-8")
+    outside = sample_project / "nm.md"
+    outside.write_text(template.read_text(), encoding="utf-8")
+
+    with caplog.at_level(logging.WARNING, logger="riskanalytics.pipeline"):
+        pipeline.stage_reconcile(config, sample_project / "a", inputs=[inside])
+    assert "not in incident_sources" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="riskanalytics.pipeline"):
+        pipeline.stage_reconcile(config, sample_project / "b", inputs=[outside])
+    assert f"{outside} is not in incident_sources" in caplog.text
+
+
 def test_html_report_is_titled_by_its_first_heading(tmp_path):
     import nbformat
 
@@ -439,7 +456,8 @@ def test_full_run_names_a_withdrawn_realization_on_the_console(sample_project, c
     ("decision", "then"),
     [
         ("action: redirect\n  new_risk: true\n", "created"),
-        ("action: reject\n  risk_id: {old}\n", "realized"),
+        # the candidates left go to review, not into the register
+        ("action: reject\n  risk_id: {old}\n", None),
         (
             "action: reject\n  risk_id: {old}\n"
             "- incident_id: {incident}\n  action: reject\n  risk_id: R-022\n",
@@ -475,7 +493,7 @@ def test_decision_against_a_recorded_realization_withdraws_it(
     assert len(events) == (3 if then else 2)
     if then:
         (new, event) = events[2]
-        assert event == then and new != old  # decided again on what is left
+        assert event == then and new != old
     if then == "created":
         assert new not in set(first.risks["risk_id"])
         assert new in set(second.risks["risk_id"])
