@@ -720,7 +720,7 @@ def send_messages(
                         body=body,
                     )
                 )
-        log.info("Dry run: %d notification(s) would be sent", len(report.dry_run))
+        log.info("Not sent: %d notification(s) would be sent", len(report.dry_run))
         return report
 
     state_path.parent.mkdir(parents=True, exist_ok=True)

@@ -291,8 +291,8 @@ def metrics_headline(metrics) -> str:
         f"- **{_pct(h['predicted_share'])}** of decided incidents were predicted by "
         f"the register ({h['predicted']} of {h['predicted'] + h['unpredicted']}; "
         f"{h['needs_review']} await review).",
-        f"- **{h['risks_realized']}** of the {h['risks_in_register']} risks in the "
-        f"register were realized.",
+        f"- **{h['risks_realized']}** of the {h['risks_in_register']} risks written "
+        f"ahead of incidents were realized (risks made from incidents left out).",
         f"- Mitigations worked in **{_pct(h['mitigation_success_rate'])}** of the "
         f"realized risks with a verdict ({h['mitigations_worked']} worked, "
         f"{h['mitigations_failed']} failed, {h['mitigations_unknown']} unknown)"
