@@ -150,6 +150,38 @@ def test_register_errors_name_file_and_line(name):
     assert words in message
 
 
+@pytest.mark.parametrize(
+    ("edit", "line", "words"),
+    [
+        # a blank line or a comment cuts the table: the rows after it would vanish
+        (("| OPS-28 ", "\n| OPS-28 "), 9, "a table row after the risk table"),
+        (("| OPS-28 ", "<!-- to do -->\n| OPS-28 "), 9, "ends at line 7"),
+        (("| OPS-28 ", "<!--\nmulti\n-->\n| OPS-28 "), 11, "a blank line or a"),
+        (("| 2024-03-02 ", "\n| 2024-03-02 "), 18, "after the history table"),
+        # without its heading the history table would be recorded a second time
+        (("## Risk history\n", ""), 14, "a risk history table outside"),
+    ],
+    ids=["blank-line", "comment", "multi-line-comment", "history", "no-heading"],
+)
+def test_register_refuses_what_would_hide_rows(tmp_path, edit, line, words):
+    path = tmp_path / "register.md"
+    text = (FIXTURES / "padded_table_with_history.md").read_text(encoding="utf-8")
+    assert edit[0] in text
+    path.write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    with pytest.raises(RegisterFormatError) as caught:
+        read_register(path)
+    assert str(caught.value).startswith(f"{path}:{line}:")
+    assert words in str(caught.value)
+
+
+def test_register_prose_and_comments_after_the_table_are_fine(tmp_path):
+    path = tmp_path / "register.md"
+    text = (FIXTURES / "padded_table_with_history.md").read_text(encoding="utf-8")
+    text = text.replace("Reviewed every quarter.", "<!-- a note -->\n\nReviewed.")
+    path.write_text(text, encoding="utf-8")
+    assert len(read_register(path).risks) == 3
+
+
 def test_register_missing_id_column_suggests_adding_ids():
     with pytest.raises(RegisterFormatError, match="Add a first column 'ID'") as caught:
         read_register(FIXTURES / "turing_no_leading_pipes_no_id.md")

@@ -673,6 +673,38 @@ def parse_register(path: Path, text: str, scales: dict | None = None) -> Registe
             "updates one table of risks: merge them into one"
         )
 
+    wanted = {_normalize_header(h) for h in HISTORY_HEADERS}
+    orphan = next(
+        (
+            t
+            for t in candidates
+            if t is not table and wanted <= {_normalize_header(h) for h in t.header}
+        ),
+        None,
+    )
+    if orphan is not None:
+        raise RegisterFormatError(
+            f"{path}:{orphan.header_line + 1}: a risk history table outside a "
+            f"'## {HISTORY_HEADING}' section"
+            + (
+                f" (that section starts at line {history_heading[0] + 1})"
+                if history_heading
+                else ""
+            )
+            + ": put it back under the heading, or a run would record its "
+            "incidents again"
+        )
+
+    for kind, t in (("risk", table), ("history", history_table)):
+        stray = _stray_row(lines, t, tables)
+        if stray is not None:
+            raise RegisterFormatError(
+                f"{path}:{stray + 1}: a table row after the {kind} table, which "
+                f"ends at line {t.end_line + 1}: a blank line or a comment ends a "
+                "Markdown table, so this row and those after it would be left out; "
+                "remove what separates them"
+            )
+
     warnings: list[str] = []
     _check_rows(path, table)
     risks, scale_names = _risk_frame(path, table, scales or {}, warnings)
@@ -693,6 +725,28 @@ def parse_register(path: Path, text: str, scales: dict | None = None) -> Registe
         history_table=history_table,
         history_heading_line=history_heading[0] if history_heading else None,
     )
+
+
+def _stray_row(lines: list[str], table: Table | None, tables: list[Table]):
+    """The line of a row cut off from ``table`` by blank lines or comments, or None."""
+    if table is None or table.kind != "pipe":
+        return None
+    starts = {t.header_line for t in tables}
+    comment = False
+    for i in range(table.end_line + 1, len(lines)):
+        text = lines[i].strip()
+        if comment:
+            comment = "-->" not in text
+            continue
+        if not text:
+            continue
+        if text.startswith("<!--"):
+            comment = "-->" not in text[4:]
+            continue
+        if text.startswith("|") and i not in starts:
+            return i
+        return None
+    return None
 
 
 def _json_hint(body: str) -> str:
