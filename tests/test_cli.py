@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,22 @@ def test_ingest_into_a_missing_folder_exits_2_before_reading(tmp_path):
     assert result.exit_code == 2
     assert "'--output'" in result.stderr and "does not exist" in result.stderr
     assert not target.parent.exists()
+
+
+def test_ingest_does_not_replace_a_file_that_is_no_csv(tmp_path):
+    register = tmp_path / "risk-register.md"
+    shutil.copyfile(ROOT / "learning" / "risk-register.md", register)
+    before = register.read_bytes()
+    source = str(ROOT / "learning" / "incidents")
+    result = invoke("ingest", source, "--output", str(register))
+    assert result.exit_code == 2
+    assert "exists and is no .csv file" in result.stderr
+    assert register.read_bytes() == before
+
+    target = tmp_path / "incidents.csv"
+    target.write_text("old\n", encoding="utf-8")
+    assert invoke("ingest", source, "--output", str(target)).exit_code == 0
+    assert target.read_text(encoding="utf-8").startswith("incident_id,")
 
 
 def test_match_prints_the_contract_columns_for_every_incident():
