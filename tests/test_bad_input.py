@@ -406,6 +406,26 @@ def test_unreadable_incident_file_is_refused_everywhere(project, fixture, place)
     assert snapshot(project) == before
 
 
+def test_a_number_too_long_for_python_is_refused_or_skipped(project, caplog):
+    huge = "1" * 5000
+    document = project / "am-huge.json"
+    document.write_text(f'{{"n": {huge}, "alerts": []}}', encoding="utf-8")
+    before = snapshot(project)
+    result = invoke(project, "ingest", str(document))
+    assert_refused(result, "am-huge.json", "expected JSON", "4300 digits")
+    result = invoke(project, "run", "--dry-run", "--input", str(document))
+    assert_refused(result, "am-huge.json")
+    assert snapshot(project) == before
+
+    lines = project / "pd.jsonl"
+    sample = project / "learning" / "incidents" / "pagerduty-sms-duplicates.jsonl"
+    first = sample.read_text(encoding="utf-8").splitlines()[0]
+    lines.write_text(f'{first}\n{{"n": {huge}}}\n', encoding="utf-8")
+    result = invoke(project, "ingest", str(lines))
+    assert result.exit_code == 0, result.stderr
+    assert "pd.jsonl: record line 2: expected JSON" in caplog.text
+
+
 def test_unreadable_incident_file_stops_a_full_run(project, no_notebooks):
     shutil.copy(
         FIXTURES / "incidents_alertmanager_truncated.json",

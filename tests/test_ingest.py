@@ -573,6 +573,23 @@ def test_kubectl_history_gaps_are_rollbacks():
     assert (frame["trigger"] == "rollback").all()
 
 
+def test_kubectl_history_that_no_kubectl_printed_is_skipped(tmp_path):
+    from riskanalytics.ingest import read_incidents
+
+    head = "deployment.apps/web\nREVISION  CHANGE-CAUSE\n"
+    gap = tmp_path / "gap.txt"
+    gap.write_text(head + "1  <none>\n30000000  <none>\n", encoding="utf-8")
+    long = tmp_path / "long.txt"
+    long.write_text(head + "1  a\n" + "9" * 5000 + "  b\n3  c\n", encoding="utf-8")
+
+    result = read_incidents([gap], "kubectl")
+    assert result.incidents.empty
+    assert "29999998 revisions missing" in result.skipped[0].reason
+    result = read_incidents([long], "kubectl")
+    assert result.incidents["incident_id"].tolist() == ["kubectl-web-rev2"]
+    assert "not a number" in result.skipped[0].reason
+
+
 def test_github_deployment_success_is_not_an_incident():
     assert read("github_deployment_status_success.json").incidents.empty
 

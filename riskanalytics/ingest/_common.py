@@ -145,6 +145,9 @@ def load_json(path: Path, text: str | None = None) -> Any:
         ) from None
     except RecursionError:
         raise InputFormatError(f"{path}: JSON nested too deeply") from None
+    except ValueError as exc:  # a number too long to convert, say
+        reason = str(exc).split(";")[0]
+        raise InputFormatError(f"{path}: expected JSON, {reason}") from None
 
 
 def iter_json_lines(path: Path, ctx: ReadContext) -> Iterator[tuple[int, Any]]:
@@ -160,7 +163,7 @@ def iter_json_lines(path: Path, ctx: ReadContext) -> Iterator[tuple[int, Any]]:
                     continue
                 try:
                     yield number, json.loads(line)
-                except (json.JSONDecodeError, RecursionError) as exc:
+                except (ValueError, RecursionError) as exc:
                     ctx.skip(path, f"line {number}", f"expected JSON: {exc}")
         except UnicodeDecodeError as exc:
             raise InputFormatError(
@@ -180,7 +183,7 @@ def is_json_lines(text: str) -> bool:
         return False
     try:
         json.loads(lines[0])
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return False
     return True
 

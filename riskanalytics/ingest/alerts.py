@@ -336,7 +336,7 @@ def _read_range(
                 raise InputFormatError(
                     f"{path}: line {line}: expected UTF-8 text"
                 ) from None
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:
                 ctx.skip(path, f"line {line}", f"expected JSON: {exc}")
                 continue
             try:

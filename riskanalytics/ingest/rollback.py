@@ -380,6 +380,14 @@ _KUBE_HEADER = re.compile(
 )
 _KUBE_ROW = re.compile(r"^\s*(\d+)\s+(.*?)\s*$")
 
+#: Revision numbers are int64 in Kubernetes; a longer one is no revision.
+_KUBE_MAX_DIGITS = 19
+
+#: Each revision missing from a rollout history is a rollback to it; more
+#: missing revisions than this in one history is no history kubectl printed
+#: (a Deployment keeps ``revisionHistoryLimit`` revisions, 10 by default).
+_KUBE_MAX_MISSING = 1000
+
 
 def read_kubectl_history(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     """Read ``kubectl rollout history`` output, also inside a Markdown note."""
@@ -395,10 +403,24 @@ def read_kubectl_history(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
             row = _KUBE_ROW.match(line)
             if not row:
                 break
+            if len(row.group(1)) > _KUBE_MAX_DIGITS:
+                ctx.skip(
+                    path, f"{name} revision {row.group(1)[:12]}...", "not a number"
+                )
+                continue
             rows[int(row.group(1))] = row.group(2).strip("'\"")
         if not rows:
             continue
         numbers = sorted(rows)
+        gap = numbers[-1] - numbers[0] + 1 - len(numbers)
+        if gap > _KUBE_MAX_MISSING:
+            ctx.skip(
+                path,
+                f"{name} revisions {numbers[0]} to {numbers[-1]}",
+                f"{gap} revisions missing between them; a rollout history with "
+                f"more than {_KUBE_MAX_MISSING} is not read as rollbacks",
+            )
+            continue
         for missing in range(numbers[0] + 1, numbers[-1]):
             if missing in rows:
                 continue
