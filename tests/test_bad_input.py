@@ -458,6 +458,20 @@ def test_impossible_date_is_skipped_with_its_line_or_refused_when_strict(
     assert_refused(result, "incidents_csv_impossible_date.csv", "line 2", "2O26-13-45")
 
 
+def test_near_miss_that_is_neither_true_nor_false_is_a_bad_record(project, caplog):
+    bad = project / "reports.csv"
+    bad.write_text(
+        "incident_id,title,near_miss\nM-1,Disk filled,maybe\nM-2,Disk filled,no\n",
+        encoding="utf-8",
+    )
+    result = invoke(project, "ingest", str(bad))
+    assert result.exit_code == 0, result.stderr
+    assert "M-2" in result.stdout and "M-1" not in result.stdout
+    assert "reports.csv: record line 2: near_miss 'maybe'" in caplog.text
+    result = invoke(project, "ingest", "--strict", str(bad))
+    assert_refused(result, "reports.csv", "line 2", "near_miss 'maybe'")
+
+
 def test_skipped_record_is_counted_in_the_run_summary_or_refused_when_strict(
     project, caplog
 ):

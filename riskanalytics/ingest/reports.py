@@ -263,7 +263,8 @@ def read_frontmatter_postmortem(path: Path, ctx: ReadContext) -> list[dict[str, 
 # --- generic forms -------------------------------------------------------------
 
 _KNOWN = set(INCIDENT_COLUMNS) | set(INCIDENT_EXTRA_COLUMNS)
-_TRUE = {"true", "yes", "y", "1", "x"}
+_TRUE = {"true", "yes", "y", "1", "1.0", "x"}
+_FALSE = {"", "false", "no", "n", "0", "0.0", "nan", "none", "null", "-"}
 
 
 def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
@@ -296,7 +297,10 @@ def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
     record["started_at"] = parse_time(row.get("started_at"), ctx.tz)
     record["resolved_at"] = parse_time(row.get("resolved_at"), ctx.tz)
     near = row.get("near_miss")
-    near_miss = near is True or str(near).strip().lower() in _TRUE
+    near_text = "" if near is None or near is False else str(near).strip().lower()
+    if near_text not in _TRUE | _FALSE:
+        raise RecordError(f"near_miss {near!r} is neither true nor false")
+    near_miss = near is True or near_text in _TRUE
     trigger = text_or_none(row.get("trigger"))
     trigger = trigger.lower() if trigger else None
     if trigger == "near-miss" or trigger == "near_miss":
