@@ -375,6 +375,25 @@ def test_opsgenie_alert_api_object_with_report(tmp_path):
     assert row["severity"] == "P1"
 
 
+@pytest.mark.parametrize("close", [9.2e15, -5, 1e18])
+def test_opsgenie_close_time_that_is_no_duration_is_a_bad_record(tmp_path, close):
+    path = tmp_path / "alerts.json"
+    alert = {
+        "id": "a-1",
+        "tinyId": "1",
+        "message": "Payments queue backlog",
+        "status": "closed",
+        "createdAt": "2026-04-01T10:00:00.000Z",
+        "updatedAt": "2026-04-01T10:30:00.000Z",
+        "priority": "P1",
+        "report": {"closeTime": close},
+    }
+    path.write_text(json.dumps({"data": [alert]}))
+    result = read_incidents([path])
+    assert result.incidents.empty
+    assert "report.closeTime" in result.skipped[0].reason
+
+
 def test_opsgenie_incident_api_objects_resolved_at_their_update():
     path = (
         Path(__file__).parent / "fixtures" / "live" / "opsgenie_incidents_offset0.json"

@@ -30,6 +30,9 @@ __all__ = ["read_opsgenie"]
 
 log = logging.getLogger(__name__)
 
+#: The longest ``report.closeTime`` read as an alert's duration: ten years.
+_MAX_CLOSE_MS = 10 * 366 * 24 * 3600 * 1000
+
 
 def read_opsgenie(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
     """Read Opsgenie webhook bodies or Alert API objects (``{"data": ...}``).
@@ -93,6 +96,11 @@ def _from_alert(alert: Any, action: str | None, ctx: ReadContext) -> dict[str, A
         report = alert.get("report") if isinstance(alert.get("report"), dict) else {}
         close_ms = report.get("closeTime")
         if isinstance(close_ms, int | float) and started is not None:
+            if not 0 <= close_ms <= _MAX_CLOSE_MS:
+                raise RecordError(
+                    f"report.closeTime {close_ms!r} is no duration in milliseconds"
+                    " (0 to ten years)"
+                )
             resolved = started + pd.Timedelta(milliseconds=close_ms)
         else:
             resolved = updated
