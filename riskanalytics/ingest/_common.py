@@ -99,8 +99,15 @@ class ReadContext:
                 f"'Europe/London', found {self.default_timezone!r}"
             ) from None
 
-    def skip(self, path: Path | str, record: Any, reason: str) -> None:
-        """Record a bad record: WARNING log, or InputFormatError when strict."""
+    def skip(self, path: Path | str, record: Any, reason: str | Exception) -> None:
+        """Record a bad record: WARNING log, or InputFormatError when strict.
+
+        ``reason`` may be the exception that made the record bad; a KeyError
+        reads "missing 'key'" rather than the bare key.
+        """
+        if isinstance(reason, KeyError) and reason.args:
+            reason = f"missing {reason.args[0]!r}"
+        reason = str(reason)
         message = f"{path}: record {record}: {reason}"
         if self.strict:
             raise InputFormatError(message)

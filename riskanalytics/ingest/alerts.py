@@ -179,7 +179,7 @@ class _Rows:
                     row = _checked_row(alert, keys)
                 except RecordError as exc:
                     where = f"line {line}" if line else "document"
-                    ctx.skip(path, f"{where} alerts[{position}]", str(exc))
+                    ctx.skip(path, f"{where} alerts[{position}]", exc)
                     continue
                 row = (*row[:10], line, position, *row[10:])
             rows.append(row)
@@ -308,7 +308,7 @@ def _alerts_of_document(path: Path, ctx: ReadContext) -> tuple[list, str]:
     try:
         return _alerts_of(load_json(path))
     except RecordError as exc:
-        ctx.skip(path, "document", str(exc))
+        ctx.skip(path, "document", exc)
         return [], "alertmanager"
 
 
@@ -342,7 +342,7 @@ def _read_range(
             try:
                 alerts, source = _alerts_of(body)
             except RecordError as exc:
-                ctx.skip(path, f"line {line}", str(exc))
+                ctx.skip(path, f"line {line}", exc)
                 continue
             sources.add(source)
             rows.add_body(alerts, line, path, ctx)

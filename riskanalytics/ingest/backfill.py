@@ -154,7 +154,7 @@ def read_cloud_incidents(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
                     row = dict(zip(header, cells, strict=False))
                     records.append(_cloud_row(row, ctx, where))
                 except _RECORD_ERRORS as exc:
-                    ctx.skip(path, where, str(exc))
+                    ctx.skip(path, where, exc)
         except UnicodeDecodeError as exc:
             raise InputFormatError(f"{path}: not a readable CSV ({exc})") from None
     return records
@@ -204,7 +204,7 @@ def read_issre(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
         try:
             records.append(_issre_item(str(key), value, ctx))
         except _RECORD_ERRORS as exc:
-            ctx.skip(path, key, str(exc))
+            ctx.skip(path, key, exc)
     return records
 
 

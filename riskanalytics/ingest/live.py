@@ -628,7 +628,7 @@ def _apply_timeline(
         try:
             when = parse_time(entry.get("created_at"))
         except ValueError as exc:
-            ctx.skip(record["source_file"], f"log entry {entry.get('id')}", str(exc))
+            ctx.skip(record["source_file"], f"log entry {entry.get('id')}", exc)
             continue
         if when is not None:
             timeline.append((when, str(entry.get("type", "")), entry))

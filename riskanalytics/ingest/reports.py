@@ -100,7 +100,7 @@ def read_moj_postmortems(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
         try:
             record = _moj_section(heading.group(2), body, ctx, f"{path}:{line}")
         except (RecordError, ValueError) as exc:
-            ctx.skip(path, f"line {line}", str(exc))
+            ctx.skip(path, f"line {line}", exc)
             continue
         count = seen.get(record["incident_id"], 0) + 1
         seen[record["incident_id"]] = count
@@ -207,7 +207,7 @@ def _frontmatter_report(path: Path, meta: dict, body: str, ctx: ReadContext) -> 
     try:
         record = generic_record(row, "report", ctx)
     except (RecordError, ValueError) as exc:
-        ctx.skip(path, "front matter", str(exc))
+        ctx.skip(path, "front matter", exc)
         return []
     return [record]
 
@@ -238,7 +238,7 @@ def read_frontmatter_postmortem(path: Path, ctx: ReadContext) -> list[dict[str, 
         started = parse_time(meta.get("start_time"), ctx.tz)
         resolved = parse_time(meta.get("end_time"), ctx.tz)
     except ValueError as exc:
-        ctx.skip(path, "front matter", str(exc))
+        ctx.skip(path, "front matter", exc)
         return []
     company = text_or_none(meta.get("company"))
     product = text_or_none(meta.get("product"))
@@ -363,7 +363,7 @@ def read_csv_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
         try:
             record = generic_record(dict(zip(header, row, strict=True)), "csv", ctx)
         except (RecordError, ValueError) as exc:
-            ctx.skip(path, where, str(exc))
+            ctx.skip(path, where, exc)
             continue
         record["_record"] = where
         records.append(record)
@@ -397,7 +397,7 @@ def read_jsonl_reports(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
             try:
                 record = generic_record(item, "jsonl", ctx)
             except (RecordError, ValueError, TypeError) as exc:
-                ctx.skip(path, where, str(exc))
+                ctx.skip(path, where, exc)
                 continue
             record["_record"] = where
             records.append(record)

@@ -198,7 +198,7 @@ def read_helm_history(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
         try:
             records.append(_helm_rollback(release, number, row, revisions, target, ctx))
         except _RECORD_ERRORS as exc:
-            ctx.skip(path, f"revision {number}", str(exc))
+            ctx.skip(path, f"revision {number}", exc)
     return records
 
 
@@ -282,7 +282,7 @@ def read_argo_rollouts(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
                     f"expected kind Rollout or AnalysisRun, found {kind!r}"
                 )
         except _RECORD_ERRORS as exc:
-            ctx.skip(path, where, str(exc))
+            ctx.skip(path, where, exc)
             continue
         if record is not None:
             record["_record"] = where
@@ -429,7 +429,7 @@ def read_kubectl_history(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
             try:
                 started = parse_time(when.group(1).strip(), ctx.tz) if when else None
             except ValueError as exc:
-                ctx.skip(path, f"revision {after}", str(exc))
+                ctx.skip(path, f"revision {after}", exc)
                 started = None
             records.append(
                 {
