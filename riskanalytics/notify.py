@@ -301,9 +301,18 @@ def _render(
     counts = {kind: sum(f.kind == kind for f in facts) for kind in _KIND_ORDER}
     near_misses = sum(f.near_miss for f in facts)
     counts["realized"] -= near_misses
+    # one risk realized by two incidents is one realized risk
+    realized = {f.risk_id for f in facts if f.kind == "realized" and not f.near_miss}
     summary = []
     if counts["realized"]:
-        summary.append(_counted(counts["realized"], "realized risk"))
+        summary.append(
+            _counted(len(realized), "realized risk")
+            + (
+                f" ({counts['realized']} incidents)"
+                if counts["realized"] > len(realized)
+                else ""
+            )
+        )
     if near_misses:
         summary.append(f"{near_misses} near miss" + ("es" if near_misses > 1 else ""))
     if counts["new_risk"]:

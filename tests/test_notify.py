@@ -183,6 +183,14 @@ def test_subject_counts_a_near_miss_apart_from_realized_risks(config, reconcilia
     )
 
 
+def test_subject_counts_a_risk_realized_twice_once(config, reconciliation):
+    payments = reconciliation["incident_id"].isin(["PFQZPSY", "INC-2041"])
+    assert reconciliation.loc[payments, "risk_id"].nunique() == 2
+    reconciliation.loc[payments, "risk_id"] = "R-007"
+    title = build_messages(config, reconciliation)[1].title
+    assert title.startswith("riskanalytics: 1 realized risk (2 incidents), 1 new risk")
+
+
 def test_message_tells_the_owner_what_to_do_by_when(config, reconciliation):
     payments = build_messages(config, reconciliation)[1]
     assert (
