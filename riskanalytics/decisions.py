@@ -247,6 +247,14 @@ def _parse_entry(
     incident_id = raw.get("incident_id")
     if incident_id is None or str(incident_id).strip() == "":
         raise InputFormatError(f"{where}: expected an incident_id, found none")
+    for key in ("incident_id", "risk_id"):
+        value = raw.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, str | int)
+        ):
+            raise InputFormatError(
+                f"{at_key(key)}: {key} must be one id, found {value!r}"
+            )
     action = raw.get("action")
     if action not in ACTIONS:
         raise InputFormatError(

@@ -319,6 +319,22 @@ def test_field_of_the_wrong_type_is_refused_by_line_and_key(tmp_path, field, mes
     assert refused.startswith(f"{path}:7: entry 2: {message}")
 
 
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("- incident_id: [1, 2]\n  action: reject\n  risk_id: R-1\n", "incident_id"),
+        ("- incident_id: I-2\n  action: reject\n  risk_id: {a: 1}\n", "risk_id"),
+        ("- incident_id: yes\n  action: reject\n  risk_id: R-1\n", "incident_id"),
+    ],
+)
+def test_an_id_that_is_no_single_id_is_refused(tmp_path, entry, message):
+    path, refused = refusal(
+        tmp_path, "- incident_id: I-1\n  action: confirm\n  risk_id: R-1\n" + entry
+    )
+    line = 4 if message == "incident_id" else 6
+    assert refused.startswith(f"{path}:{line}: entry 2: {message} must be one id")
+
+
 def test_dates_date_times_and_plain_text_are_accepted(tmp_path):
     path = tmp_path / "match-decisions.yaml"
     path.write_text(
