@@ -356,7 +356,8 @@ def test_opsgenie_close_uses_nanosecond_updated_at(tmp_path):
     assert row["trigger"] == "resolved"
 
 
-def test_opsgenie_alert_api_object_with_report(tmp_path):
+def _opsgenie_alert_file(tmp_path, close_time) -> Path:
+    """An Alert API object closed 'close_time' ms after it was created."""
     path = tmp_path / "alerts.json"
     alert = {
         "id": "70413a06-38d6-4c85-92b8-5ebc900d42e2",
@@ -366,30 +367,22 @@ def test_opsgenie_alert_api_object_with_report(tmp_path):
         "createdAt": "2026-04-01T10:00:00.000Z",
         "updatedAt": "2026-04-01T10:30:00.000Z",
         "priority": "P1",
-        "report": {"closeTime": 1_200_000},
+        "report": {"closeTime": close_time},
         "entity": "payments",
     }
     path.write_text(json.dumps({"data": [alert]}))
-    row = read_incidents([path]).incidents.iloc[0]
+    return path
+
+
+def test_opsgenie_alert_api_object_with_report(tmp_path):
+    row = read_incidents([_opsgenie_alert_file(tmp_path, 1_200_000)]).incidents.iloc[0]
     assert row["resolved_at"] == ts("2026-04-01T10:20:00")
     assert row["severity"] == "P1"
 
 
 @pytest.mark.parametrize("close", [9.2e15, -5, 1e18])
 def test_opsgenie_close_time_that_is_no_duration_is_a_bad_record(tmp_path, close):
-    path = tmp_path / "alerts.json"
-    alert = {
-        "id": "a-1",
-        "tinyId": "1",
-        "message": "Payments queue backlog",
-        "status": "closed",
-        "createdAt": "2026-04-01T10:00:00.000Z",
-        "updatedAt": "2026-04-01T10:30:00.000Z",
-        "priority": "P1",
-        "report": {"closeTime": close},
-    }
-    path.write_text(json.dumps({"data": [alert]}))
-    result = read_incidents([path])
+    result = read_incidents([_opsgenie_alert_file(tmp_path, close)])
     assert result.incidents.empty
     assert "report.closeTime" in result.skipped[0].reason
 
