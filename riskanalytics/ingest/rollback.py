@@ -429,7 +429,12 @@ def read_kubectl_history(path: Path, ctx: ReadContext) -> list[dict[str, Any]]:
             try:
                 started = parse_time(when.group(1).strip(), ctx.tz) if when else None
             except ValueError as exc:
-                ctx.skip(path, f"revision {after}", exc)
+                if ctx.strict:
+                    ctx.skip(path, f"revision {after}", exc)
+                # the rollback is kept, undated, as other sources keep a bad time
+                log.warning(
+                    "%s: revision %s: %s; that time is not used", path, after, exc
+                )
                 started = None
             records.append(
                 {
