@@ -1274,3 +1274,18 @@ def test_alertmanager_status_of_a_number_then_text_is_read_not_a_crash(tmp_path)
         read_incidents([path])
     except InputFormatError:
         pass  # refusing it by name is as good as reading it
+
+
+def test_a_local_time_the_clocks_skipped_is_read_as_the_change_with_a_warning(caplog):
+    from zoneinfo import ZoneInfo
+
+    from riskanalytics.ingest._common import parse_time
+
+    berlin = ZoneInfo("Europe/Berlin")
+    with caplog.at_level(logging.WARNING):
+        assert parse_time("2026-03-29 02:30", berlin) == ts("2026-03-29T01:00:00")
+    assert "2026-03-29 02:30:00 does not exist in Europe/Berlin" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert parse_time("2026-03-29 03:30", berlin) == ts("2026-03-29T01:30:00")
+    assert caplog.text == ""

@@ -444,6 +444,13 @@ def _localize(stamp: pd.Timestamp, tz: ZoneInfo) -> pd.Timestamp:
             raise outside
         if not stamp <= _LATEST.tz_localize(None) + pd.Timedelta(days=1):
             raise outside  # year 9999 cannot even be localized
+        if stamp.tz_localize(tz, ambiguous=False, nonexistent="NaT") is pd.NaT:
+            log.warning(
+                "%s does not exist in %s (the clocks went forward): read as the "
+                "first time after the change",
+                stamp,
+                tz,
+            )
         stamp = stamp.tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
     if not _EARLIEST <= stamp <= _LATEST:
         raise outside
