@@ -101,8 +101,8 @@ _existing = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option(
     "--incident-id",
     default=None,
-    help="With --trigger resolved: the incident that was resolved; the run "
-    "stops with exit 2 if no source holds it.",
+    help="The incident this run is about (with --trigger resolved, the one "
+    "resolved); the run stops with exit 2 if no source holds it.",
 )
 @click.option("--dry-run", is_flag=True, help="Show the register diff; write nothing.")
 @click.option("--no-notify", is_flag=True, help="Do not send notifications.")

@@ -329,7 +329,16 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(path, [("<file>", "file not found")]) from None
+        raise ConfigError(
+            path,
+            [
+                (
+                    "<file>",
+                    f"file not found (looked for {path.absolute()}; run from the "
+                    "project's folder or give --config)",
+                )
+            ],
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [("<file>", f"cannot be read: {exc}")]) from None
     try:
