@@ -231,7 +231,24 @@ def _apply_history(
     recon["decision_not_applied"] = None
     for i, row in recon.iterrows():
         kind, risk_id = recorded.get(str(row["incident_id"]), (None, None))
-        if kind is None or risk_id not in by_risk.index:
+        if kind is None:
+            continue
+        if risk_id not in by_risk.index:
+            # the risk was deleted from the table by hand: the history still says
+            # what the incident did, so it is not matched to another risk
+            log.warning(
+                "Incident %s is recorded as %s %s, which is no longer in the "
+                "register's table; nothing new is recorded for it",
+                row["incident_id"],
+                kind,
+                risk_id,
+            )
+            recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
+            recon.at[i, "risk_id"] = risk_id
+            recon.at[i, "risk_description"] = None
+            recon.at[i, "mitigations"] = None
+            recon.at[i, "mitigation_verdict"] = None if kind == "created" else "unknown"
+            recon.at[i, "owner"] = config.default_owner
             continue
         if row.get("decided_by") == "analyst" and row["risk_id"] != risk_id:
             if kind != "created" and row["outcome"] in _WITHDRAWING:

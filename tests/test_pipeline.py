@@ -507,6 +507,41 @@ def test_decision_against_a_recorded_realization_withdraws_it(
     assert "not applied to the register" not in caplog.text
 
 
+def test_a_risk_deleted_by_hand_is_not_replaced_by_another_match(
+    sample_project, caplog
+):
+    config = load_config(sample_project / "config.yaml")
+
+    def reconcile_and_update(run):
+        pipeline.stage_reconcile(config, sample_project / run)
+        pipeline.stage_register_update(config, sample_project / run)
+        return read_register(config.risk_register_path)
+
+    first = reconcile_and_update("first")
+    realized = first.history[first.history["event"] == "realized"].iloc[0]
+    path = config.risk_register_path
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    gone = f"| {realized['risk_id']} |"
+    path.write_text("".join(x for x in lines if not x.startswith(gone)), "utf-8")
+
+    caplog.clear()
+    second = reconcile_and_update("second")
+    assert second.history.drop(columns="line").equals(
+        first.history.drop(columns="line")
+    )
+    assert (
+        f"Incident {realized['incident_id']} is recorded as realized "
+        f"{realized['risk_id']}, which is no longer in the register's table"
+    ) in caplog.text
+    assert len(second.risks) == len(first.risks) - 1
+
+    from riskanalytics.register import check_register
+
+    check = check_register(path)
+    assert check.ok
+    assert any(f"the history names {realized['risk_id']}" in w for w in check.warnings)
+
+
 def test_two_runs_started_in_one_second_get_folders_of_their_own(
     sample_project, monkeypatch
 ):

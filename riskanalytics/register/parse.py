@@ -1015,6 +1015,14 @@ def check_register(path: str | Path) -> RegisterCheck:
                     else ""
                 )
             )
+    known = set(register.risks["risk_id"])
+    for row in register.history.itertuples():
+        if row.risk_id and row.risk_id not in known:
+            register.warnings.append(
+                f"{path}:{int(row.line)}: the history names {row.risk_id}, which "
+                "is not in the risk table (deleted by hand?); a run keeps what "
+                "the history says of its incidents"
+            )
     endings = [line_ending(x) for x in split_lines(register.body)]
     common = max(set(endings) - {""}, key=endings.count, default="")
     return RegisterCheck(
