@@ -542,6 +542,10 @@ def apply_decisions(
                     scores.get(risk, float(result.at[idx, "match_score"])),
                 )
                 candidates = [(risk, score)] + [c for c in candidates if c[0] != risk]
+        elif (kept := _matched_risk(result.loc[idx], rejected)) is not None:
+            # a rejected runner-up: the match stands
+            risk, decision = kept, "matched"
+            score = scores.get(kept, float(result.at[idx, "match_score"]))
         else:
             # the analyst said the match was wrong: the candidates left go to a
             # person, not straight into the register

@@ -180,6 +180,20 @@ def test_after_a_reject_a_runner_up_above_the_match_threshold_goes_to_review():
     assert result["match_score"] == 80.0
 
 
+def test_rejecting_a_runner_up_keeps_the_match():
+    from tests.helpers import matches
+
+    scored = matches(("I-9", "R-2", 90.0, "matched", "R-2:90.0;R-1:80.0;R-4:9.0"))
+    for rejected in ("R-1", "R-7"):  # a runner-up, a risk not even a candidate
+        result = apply_decisions(
+            scored,
+            decisions({"incident_id": "I-9", "action": "reject", "risk_id": rejected}),
+        ).iloc[0]
+        assert (result["decision"], result["risk_id"]) == ("matched", "R-2")
+        assert result["match_score"] == 90.0
+        assert rejected not in result["candidates"]
+
+
 def test_redirect_sets_another_risk_or_new():
     result = apply_decisions(
         scored(),

@@ -507,6 +507,25 @@ def test_decision_against_a_recorded_realization_withdraws_it(
     assert "not applied to the register" not in caplog.text
 
 
+def test_rejecting_a_risk_that_is_not_the_match_withdraws_nothing(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    pipeline.stage_reconcile(config, sample_project / "first")
+    pipeline.stage_register_update(config, sample_project / "first")
+    text = config.risk_register_path.read_bytes()
+    history = read_register(config.risk_register_path).history
+    row = history[history["event"] == "realized"].iloc[0]
+    other = "R-001" if row["risk_id"] != "R-001" else "R-002"
+    config.decisions_path.write_text(
+        f"- incident_id: {row['incident_id']}\n  action: reject\n  risk_id: {other}\n",
+        encoding="utf-8",
+    )
+    result = pipeline.stage_reconcile(config, sample_project / "second")
+    recon = result.reconciliation.set_index("incident_id").loc[row["incident_id"]]
+    assert (recon["outcome"], recon["risk_id"]) == ("realized", row["risk_id"])
+    pipeline.stage_register_update(config, sample_project / "second")
+    assert config.risk_register_path.read_bytes() == text
+
+
 def test_a_risk_deleted_by_hand_is_not_replaced_by_another_match(
     sample_project, caplog
 ):
