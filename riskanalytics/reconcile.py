@@ -222,7 +222,11 @@ def review_path_for(reviews_dir: str | Path, incident_id: str) -> Path:
     reviews_dir = Path(reviews_dir)
     path = reviews_dir / review_filename(incident_id)
     legacy = reviews_dir / legacy_review_filename(incident_id)
-    if legacy != path and not path.exists() and legacy.is_file():
+    try:  # the legacy name of a long id may be too long for the file system
+        found = legacy != path and not path.exists() and legacy.is_file()
+    except OSError:
+        found = False
+    if found:
         try:
             meta = frontmatter.load(legacy).metadata
         except (OSError, UnicodeDecodeError, yaml.YAMLError):

@@ -152,6 +152,12 @@ def test_a_review_under_its_earlier_name_is_kept(tmp_path):
     assert review_path_for(tmp_path, "PD 123 x") != legacy
 
 
+def test_an_id_too_long_for_a_file_name_gets_a_review_path(tmp_path):
+    path = review_path_for(tmp_path, "X" * 300)
+    assert path.parent == tmp_path and len(path.name) < 110
+    path.write_text("---\nincident_id: x\n---\n", encoding="utf-8")
+
+
 def test_incident_without_any_text_goes_to_review_not_to_a_new_risk(config):
     table = reconcile(
         incidents({"incident_id": "blank"}),
