@@ -615,7 +615,13 @@ def default_state_path(config: Config) -> Path:
 
 
 def _read_state(path: Path, *, repair: bool = True) -> dict[str, dict[str, str]]:
-    """Map of dedup key to {url id: ISO time sent}."""
+    """Map of dedup key to {url id: ISO time sent}.
+
+    An entry of the wrong shape is dropped with a warning and the others kept,
+    so that one bad entry does not send everything again. A file that is no
+    such JSON at all is moved aside (``.corrupt``, ``.corrupt.1``, ...) and the
+    record starts afresh.
+    """
     if not path.exists():
         return {}
     try:
@@ -623,22 +629,48 @@ def _read_state(path: Path, *, repair: bool = True) -> dict[str, dict[str, str]]
         sent = data["sent"]
         if not isinstance(sent, dict):
             raise TypeError("'sent' is not a mapping")
-        return {str(k): dict(v) for k, v in sent.items()}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        aside = path.with_name(path.name + ".corrupt")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
         if not repair:
-            log.warning("%s: notification state unreadable (%s)", path, exc)
+            log.warning("%s: notification state unreadable (%s)", path, reason)
             return {}
+        aside = _aside(path)
         log.warning(
             "%s: notification state unreadable (%s), expected JSON with a 'sent' "
             "mapping; moved to %s and starting afresh, so earlier notifications "
             "may be repeated",
             path,
-            exc,
+            reason,
             aside,
         )
         os.replace(path, aside)
         return {}
+    state, bad = {}, []
+    for key, value in sent.items():
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            state[str(key)] = {str(k): v for k, v in value.items()}
+        else:
+            bad.append(str(key))
+    if bad:
+        log.warning(
+            "%s: %d notification state entr%s of the wrong shape dropped (%s); "
+            "what they recorded may be sent again",
+            path,
+            len(bad),
+            "y" if len(bad) == 1 else "ies",
+            ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else ""),
+        )
+    return state
+
+
+def _aside(path: Path) -> Path:
+    """A free ``.corrupt`` name beside ``path``: earlier copies are kept."""
+    aside = path.with_name(path.name + ".corrupt")
+    n = 0
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt.{n}")
+    return aside
 
 
 def _write_state(path: Path, sent: dict[str, dict[str, str]]) -> None:

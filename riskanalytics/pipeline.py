@@ -827,6 +827,11 @@ def _preflight(
         for target, check in checks:
             if target.exists() and (problem := check(target)):
                 unwritable.append(("risk_register_path", problem))
+    from riskanalytics.notify import default_state_path
+
+    state = default_state_path(config)
+    if "reports_dir" in writes and state.exists() and state.is_dir():
+        unwritable.append(("reports_dir", f"{state} is a folder, not a file"))
     if unwritable:
         raise ConfigError(config.config_path, unwritable)
     if notify and config.notifications.enabled:
@@ -1099,12 +1104,12 @@ def _unassigned(recon: pd.DataFrame, config: Config, created: set[str]) -> int:
 def _notify(config, recon, overdue, dry_run, notify) -> dict:
     if not config.notifications.enabled:
         return {"enabled": False}
-    from riskanalytics.notify import build_messages, send_messages
+    from riskanalytics.notify import build_messages, default_state_path, send_messages
 
     messages = build_messages(config, recon, overdue)
     report = send_messages(
         messages,
-        state_path=config.reports_dir / "notifications-sent.json",
+        state_path=default_state_path(config),
         dry_run=dry_run or not notify,
         retries=config.notifications.retries,
         backoff_seconds=config.notifications.backoff_seconds,

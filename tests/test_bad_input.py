@@ -285,6 +285,12 @@ def test_config_reports_dir_that_is_a_file_is_refused(project, no_notebooks):
     run_refused(project, "release-runbook.md", "reports_dir")
 
 
+def test_a_folder_where_the_notification_record_goes_is_refused(project, no_notebooks):
+    config = yaml.safe_load((project / "config.yaml").read_text(encoding="utf-8"))
+    (project / config["reports_dir"] / "notifications-sent.json").mkdir(parents=True)
+    run_refused(project, "notifications-sent.json is a folder", "reports_dir")
+
+
 def test_config_reviews_dir_that_is_a_file_is_refused_before_notebooks(
     project, no_notebooks
 ):

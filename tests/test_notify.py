@@ -287,6 +287,36 @@ def test_send_messages_twice_sends_only_new_facts(
     assert "R-007" not in mail.get_content()
 
 
+def test_a_bad_state_entry_is_dropped_and_the_rest_kept(
+    servers, config, reconciliation, tmp_path, caplog
+):
+    smtp, posts = servers
+    state = tmp_path / "sent.json"
+    send_messages(build_messages(config, reconciliation), state_path=state)
+    mails, hooks = len(smtp.mails), len(posts)
+    data = json.loads(state.read_text())
+    data["sent"]["bogus"] = "x"
+    state.write_text(json.dumps(data))
+
+    again = send_messages(build_messages(config, reconciliation), state_path=state)
+    assert again.sent == [] and (len(smtp.mails), len(posts)) == (mails, hooks)
+    assert "1 notification state entry of the wrong shape dropped (bogus)" in (
+        caplog.text
+    )
+
+
+def test_a_state_file_no_json_reader_can_read_is_set_aside_each_time(tmp_path):
+    state = tmp_path / "sent.json"
+    for _ in range(2):
+        state.write_text('{"sent":' + "[" * 200_000)
+        assert notify._read_state(state) == {}
+        assert not state.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "sent.json.corrupt",
+        "sent.json.corrupt.1",
+    ]
+
+
 def test_send_messages_unreachable_channel_retried_then_reported(
     config, tmp_path, caplog, monkeypatch
 ):
