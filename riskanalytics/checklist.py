@@ -27,6 +27,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from riskanalytics._files import replace_file
+from riskanalytics._yaml import DuplicateKeyLoader
 from riskanalytics.exceptions import InputFormatError
 from riskanalytics.match import readable_terms
 
@@ -380,6 +381,7 @@ def read_review(path: str | Path) -> dict:
     except OSError as exc:
         raise InputFormatError(f"{path}: cannot be read ({exc.strerror})") from None
     meta = dict(post.metadata)
+    _refuse_duplicate_keys(path)
     at = FrontMatterLines(path)
     if "incident_id" not in meta:
         raise InputFormatError(f"{path}: front matter has no incident_id")
@@ -451,6 +453,27 @@ def read_review(path: str | Path) -> dict:
     meta["new_risks"] = [str(r).strip() for r in new_risks if str(r).strip()]
     meta["path"] = str(path)
     return meta
+
+
+def _refuse_duplicate_keys(path: Path) -> None:
+    """InputFormatError naming the line of a front-matter key set twice."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    loader = DuplicateKeyLoader("".join(lines[1:end]))
+    try:
+        loader.get_single_data()
+    except yaml.YAMLError:
+        return  # the front matter was read already: nothing more to say
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        # the loader counts lines from the one after the opening ---
+        line, key, _ = sorted(loader.duplicates)[0]
+        raise InputFormatError(
+            f"{path}:{line + 1}: {key} is set twice in the front matter; keep one"
+        )
 
 
 def _front_matter_node(lines: list[str]) -> tuple[int, yaml.MappingNode] | None:

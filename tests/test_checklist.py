@@ -169,6 +169,22 @@ def test_review_answer_outside_the_allowed_values_names_the_file(recon):
         read_review(path)
 
 
+def test_review_answer_set_twice_names_the_second_line(recon):
+    result = write_reviews(recon, deadline_days=14, now=NOW)
+    path = Path(result.loc[0, "review_path"])
+    text = path.read_text().replace(
+        "mitigations_worked: unknown",
+        "mitigations_worked: yes\nmitigations_worked: no",
+    )
+    path.write_text(text)
+    line = text.splitlines().index("mitigations_worked: no") + 1
+    with pytest.raises(
+        InputFormatError,
+        match=rf"review-PD-7.md:{line}: mitigations_worked is set twice",
+    ):
+        read_review(path)
+
+
 def test_reviews_are_readable_by_the_team(recon):
     result = write_reviews(recon, deadline_days=14, now=NOW)
     mode = Path(result.loc[0, "review_path"]).stat().st_mode & 0o777
