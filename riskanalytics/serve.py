@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -62,6 +62,9 @@ log = logging.getLogger(__name__)
 
 #: Largest accepted request body, in bytes.
 MAX_BODY_BYTES = 1024 * 1024
+
+#: Seconds a client has to send a request's whole body.
+BODY_TIMEOUT_SECONDS = 30.0
 
 _ROLLBACK_WORDS = re.compile(r"\broll(?:ed|ing)?[ -]?back\b|\brevert(?:ed)?\b", re.I)
 
@@ -82,11 +85,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise _Refused(413, f"body of {declared} bytes is over the {limit} limit")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Refused(413, f"body is over the {limit} byte limit")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _Refused(413, f"body is over the {limit} byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _Refused(
+            408, f"body not received within {BODY_TIMEOUT_SECONDS:g} s"
+        ) from None
+    except ClientDisconnect:
+        raise _Refused(400, "the client closed the connection mid-body") from None
     return b"".join(chunks)
 
 

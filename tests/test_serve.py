@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from riskanalytics import serve
 from riskanalytics.exceptions import InputFormatError
 from riskanalytics.serve import MAX_BODY_BYTES, RunRequest, create_app
 
@@ -288,6 +289,35 @@ def test_oversized_body_is_refused(service):
     )
 
     assert (declared.status_code, chunked.status_code) == (413, 413)
+    assert _queued(queue_dir) == [] and recorder.started == []
+
+
+def _partial_post(port: int, body: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /webhooks/alertmanager HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + body
+    )
+    return sock
+
+
+def test_a_body_cut_off_or_too_slow_is_refused_without_a_traceback(
+    service, monkeypatch, caplog
+):
+    server, recorder, queue_dir = service
+    monkeypatch.setattr(serve, "BODY_TIMEOUT_SECONDS", 0.5)
+    with caplog.at_level(logging.WARNING):
+        _partial_post(server.port, b'{"ab').close()
+        slow = _partial_post(server.port, b'{"ab')
+        slow.settimeout(5)
+        answer = slow.recv(4096)
+        slow.close()
+        deadline = time.monotonic() + 5
+        while "closed the connection" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert "Traceback" not in caplog.text and "ClientDisconnect" not in caplog.text
     assert _queued(queue_dir) == [] and recorder.started == []
 
 
