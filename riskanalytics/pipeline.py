@@ -848,6 +848,12 @@ def _preflight(
         config.risk_register_path,
     )
     risk_ids = set(register.risks["risk_id"].astype(str))
+    if "status" not in register.columns:
+        log.warning(
+            "%s:%d: no Status column: realizations are recorded in the history only",
+            config.risk_register_path,
+            register.table.header_line + 1,
+        )
     if config.reviews_dir.is_dir():
         from riskanalytics.checklist import (
             FrontMatterLines,
@@ -941,6 +947,7 @@ def run(
     inputs_summary = _preflight(
         config, inputs, notify=notify and not dry_run, writes=writes
     )
+    _warn_outside_sources(config, inputs)  # the notebooks' logs are in their report
     if run_id:
         run_dir = config.reports_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)

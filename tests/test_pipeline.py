@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -559,6 +560,27 @@ def test_a_risk_deleted_by_hand_is_not_replaced_by_another_match(
     check = check_register(path)
     assert check.ok
     assert any(f"the history names {realized['risk_id']}" in w for w in check.warnings)
+
+
+def test_a_run_warns_before_its_notebooks_of_what_their_logs_would_hide(
+    sample_project, monkeypatch, caplog
+):
+    import papermill
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stop before the first notebook")
+
+    monkeypatch.setattr(papermill, "execute_notebook", stop)
+    register = sample_project / "learning" / "risk-register.md"
+    text = register.read_text(encoding="utf-8")
+    register.write_text(text.replace(" Status |", " Progress |", 1), encoding="utf-8")
+    given = sample_project / "nm.md"
+    shutil.copy(sample_project / "learning" / "near-miss-template.md", given)
+    config = load_config(sample_project / "config.yaml")
+    with pytest.raises(RuntimeError, match="stop before"):
+        pipeline.run(config, trigger="near-miss", inputs=[given], notify=False)
+    assert f"{given} is not in incident_sources" in caplog.text
+    assert "no Status column" in caplog.text
 
 
 def test_two_runs_started_in_one_second_get_folders_of_their_own(
