@@ -417,6 +417,11 @@ def read_review(path: str | Path) -> dict:
         raise InputFormatError(
             f"{path}{at('status')}: status {status!r} is not one of "
             f"{', '.join(REVIEW_STATUSES)}"
+            + (
+                " (YAML reads yes, no, on and off as true or false)"
+                if isinstance(meta.get("status"), bool)
+                else ""
+            )
         )
     meta["status"] = status
     try:
