@@ -173,6 +173,7 @@ def run(
     if no_notify:
         _echo_unsent(summary.get("notifications", {}))
     counts = summary["counts"]
+    failed = summary.get("notifications", {}).get("counts", {}).get("failed", 0)
     click.echo(
         f"run {summary['run_id']}: {counts['incidents']} incidents, "
         f"{counts['realized']} realized, "
@@ -185,6 +186,7 @@ def run(
             if counts.get("skipped_records")
             else ""
         )
+        + (f"{failed} notification(s) failed (see the log); " if failed else "")
         + f"report: {config.reports_dir / summary['run_id']}"
     )
     if trigger == "weekly" and counts["reviews_overdue"]:

@@ -281,6 +281,7 @@ def test_weekly_run_exits_1_on_overdue_reviews_and_records_a_failing_channel(
     assert failed and all(entry["attempts"] == 2 for entry in failed)
     assert any(key.startswith("overdue:") for e in failed for key in e["keys"])
     assert "failed after 2 attempt(s)" in caplog.text  # the log says it too
+    assert f"{len(failed)} notification(s) failed (see the log)" in result.stdout
 
 
 @pytest.mark.parametrize(("flags", "level"), [((), "WARNING"), (("-v",), "NOTSET")])
