@@ -352,14 +352,20 @@ def test_run_starts_its_notebook_kernels_with_the_quiet_arguments(
     assert seen["extra_arguments"] == pipeline.KERNEL_ARGUMENTS
 
 
+def _reconcile_and_update(config, project, run, *, reviews=False):
+    """Reconcile into ``project/run``, update the register, read it back."""
+    pipeline.stage_reconcile(config, project / run)
+    pipeline.stage_register_update(config, project / run)
+    if reviews:
+        pipeline.stage_reviews(config, project / run)
+    return read_register(config.risk_register_path)
+
+
 def test_redirect_after_recording_withdraws_the_old_risk_once(sample_project, caplog):
     config = load_config(sample_project / "config.yaml")
 
     def reconcile_and_update(run):
-        pipeline.stage_reconcile(config, sample_project / run)
-        pipeline.stage_register_update(config, sample_project / run)
-        pipeline.stage_reviews(config, sample_project / run)
-        return read_register(config.risk_register_path)
+        return _reconcile_and_update(config, sample_project, run, reviews=True)
 
     first = reconcile_and_update("first").history.set_index("incident_id")
     incident = first.index[first["event"] == "realized"][0]
@@ -473,9 +479,7 @@ def test_decision_against_a_recorded_realization_withdraws_it(
     config = load_config(sample_project / "config.yaml")
 
     def reconcile_and_update(run):
-        pipeline.stage_reconcile(config, sample_project / run)
-        pipeline.stage_register_update(config, sample_project / run)
-        return read_register(config.risk_register_path)
+        return _reconcile_and_update(config, sample_project, run)
 
     first = reconcile_and_update("first")
     history = first.history.set_index("incident_id")
@@ -510,10 +514,8 @@ def test_decision_against_a_recorded_realization_withdraws_it(
 
 def test_rejecting_a_risk_that_is_not_the_match_withdraws_nothing(sample_project):
     config = load_config(sample_project / "config.yaml")
-    pipeline.stage_reconcile(config, sample_project / "first")
-    pipeline.stage_register_update(config, sample_project / "first")
+    history = _reconcile_and_update(config, sample_project, "first").history
     text = config.risk_register_path.read_bytes()
-    history = read_register(config.risk_register_path).history
     row = history[history["event"] == "realized"].iloc[0]
     other = "R-001" if row["risk_id"] != "R-001" else "R-002"
     config.decisions_path.write_text(
@@ -533,9 +535,7 @@ def test_a_risk_deleted_by_hand_is_not_replaced_by_another_match(
     config = load_config(sample_project / "config.yaml")
 
     def reconcile_and_update(run):
-        pipeline.stage_reconcile(config, sample_project / run)
-        pipeline.stage_register_update(config, sample_project / run)
-        return read_register(config.risk_register_path)
+        return _reconcile_and_update(config, sample_project, run)
 
     first = reconcile_and_update("first")
     realized = first.history[first.history["event"] == "realized"].iloc[0]
