@@ -251,17 +251,23 @@ def _apply_history(
             recon.at[i, "owner"] = config.default_owner
             continue
         if row.get("decided_by") == "analyst" and row["risk_id"] != risk_id:
-            if kind != "created" and row["outcome"] in _WITHDRAWING:
+            withdraws = (
+                row["outcome"] in _WITHDRAWING
+                if kind != "created"
+                else row["outcome"] == "realized"  # a new risk that was not new
+            )
+            if withdraws:
                 log.warning(
-                    "Incident %s is recorded as realizing %s; an analyst's decision "
+                    "Incident %s is recorded as %s %s; an analyst's decision "
                     "changes that: the history records %s as withdrawn and %s. The "
-                    "Status of %s is left as it is: change it by hand if no "
-                    "other incident realized it",
+                    "Status of %s is left as it is: change it by hand%s",
                     row["incident_id"],
+                    "creating" if kind == "created" else "realizing",
                     risk_id,
                     risk_id,
                     _WITHDRAWING[row["outcome"]].format(risk=row["risk_id"]),
                     risk_id,
+                    "" if kind == "created" else " if no other incident realized it",
                 )
                 recon.at[i, "withdraws"] = risk_id
                 continue
@@ -490,7 +496,7 @@ def stage_reconcile(
     _warn_outside_sources(config, inputs)
     register = read_register(config.risk_register_path)
     recorded = _history_by_incident(register.history)
-    predicted = _predicting(register, recorded)
+    predicted = _predicting(register)
 
     decisions = load_decisions(config.decisions_path)
     matches = match_incidents(incidents, predicted, config.matching, decisions)
@@ -601,8 +607,7 @@ def stage_metrics(config: Config | str | Path, run_dir: str | Path):
     config, run_dir = _config(config), Path(run_dir)
     result: ReconcileResult = load_stage(run_dir, "reconcile")
     register = read_register(config.risk_register_path)
-    recorded = _history_by_incident(register.history)
-    created = {r for kind, r in recorded.values() if kind == "created"}
+    created = _created_risks(register.history)
     created |= set(
         result.reconciliation.loc[lambda t: t.outcome == "new_risk", "risk_id"]
     )
@@ -726,12 +731,19 @@ def require_incident(
         )
 
 
-def _predicting(register, recorded: dict | None = None) -> pd.DataFrame:
+def _created_risks(history: pd.DataFrame) -> set[str]:
+    """Risks made from an incident: they predicted nothing, even after an
+    analyst moved that incident to another risk."""
+    if history is None or history.empty:
+        return set()
+    events = history["event"].fillna("realized").astype(str).str.strip().str.lower()
+    return set(history.loc[events == "created", "risk_id"].astype(str).str.strip())
+
+
+def _predicting(register) -> pd.DataFrame:
     """The register's risks that predicted something: not those created from
-    an incident (``recorded``: the history by incident, read if not given)."""
-    if recorded is None:
-        recorded = _history_by_incident(register.history)
-    created = {r for kind, r in recorded.values() if kind == "created"}
+    an incident."""
+    created = _created_risks(register.history)
     return register.risks[~register.risks["risk_id"].isin(created)]
 
 
@@ -938,6 +950,8 @@ def run(
     """
     import papermill
 
+    from riskanalytics.register import read_register
+
     config = _config(config)
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -1022,7 +1036,9 @@ def run(
             "new_risks_unassigned": _unassigned(
                 recon, config, set(update.created.values())
             ),
-            "realizations_withdrawn": _withdrawn(update),
+            "realizations_withdrawn": _withdrawn(
+                update, _created_risks(read_register(config.risk_register_path).history)
+            ),
             "decisions_not_applied": _not_applied(recon),
         }
         summary["register_changed"] = bool(update.changed)
@@ -1072,10 +1088,23 @@ def _not_applied(recon: pd.DataFrame) -> int:
     return len(rows)
 
 
-def _withdrawn(update) -> int:
-    """Count, and name, realizations this run withdrew on an analyst's decision."""
+def _withdrawn(update, created: set[str]) -> int:
+    """Count, and name, realizations this run withdrew on an analyst's decision.
+
+    ``created`` holds the risks made from incidents: withdrawing one means the
+    incident was no new risk after all.
+    """
     withdrawn = [r for r in update.realized if r.event == WITHDRAWN]
     for event in withdrawn:
+        if event.risk_id in created:
+            log.warning(
+                "Incident %s was no new risk (an analyst's decision): the history "
+                "says so; %s, made from it, stays in the register: retire it by "
+                "hand (its Status) if nothing else calls for it",
+                event.incident_id,
+                event.risk_id,
+            )
+            continue
         log.warning(
             "Incident %s no longer realizes %s (an analyst's decision): the history "
             "says so; change the Status of %s by hand if no other incident "

@@ -672,26 +672,48 @@ def test_redirect_back_to_the_first_risk_records_it_again(sample_project):
     assert recorded[incident] == ("realized", old)
 
 
-def test_full_run_names_a_decision_it_cannot_apply_on_the_console(
+def test_full_run_moves_a_new_risk_that_was_not_new_to_the_analyst_s_risk(
     sample_project, caplog
 ):
     config = load_config(sample_project / "config.yaml")
-    pipeline.run(config, trigger="manual", run_id="first")
+    first = pipeline.run(config, trigger="manual", run_id="first")
     register = read_register(config.risk_register_path)
     row = register.history[register.history["event"] == "created"].iloc[0]
+    incident, created = row["incident_id"], row["risk_id"]
     config.decisions_path.write_text(
-        f"- incident_id: {row['incident_id']}\n  action: redirect\n  risk_id: R-013\n",
+        f"- incident_id: {incident}\n  action: redirect\n  risk_id: R-013\n",
         encoding="utf-8",
     )
     caplog.clear()
-    summary = pipeline.run(config, trigger="manual", run_id="second")
+    second = pipeline.run(config, trigger="manual", run_id="second")
 
-    assert summary["counts"]["decisions_not_applied"] == 1
+    assert second["counts"]["decisions_not_applied"] == 0
+    assert second["counts"]["realizations_withdrawn"] == 1
+    assert f"Incident {incident} was no new risk" in caplog.text
+    after = read_register(config.risk_register_path)
+    events = after.history[after.history["incident_id"] == incident]
+    assert [tuple(r) for r in events[["risk_id", "event"]].values] == [
+        (created, "created"),
+        (created, "withdrawn"),
+        ("R-013", "realized"),
+    ]
+    risks = after.risks.set_index("risk_id")
+    assert risks.loc["R-013", "status"] == "Realized"
+    assert created in risks.index  # kept: a person retires it
+    # the risk made from the incident is still no prediction
+    metrics = [
+        json.loads((config.reports_dir / run / "run.json").read_text())
+        for run in ("first", "second")
+    ]
+    assert first["counts"]["incidents"] == second["counts"]["incidents"]
     assert (
-        f"Incident {row['incident_id']}: an analyst's decision is not applied"
-        in caplog.text
+        metrics[0]["metrics"]["risks_in_register"]
+        == (metrics[1]["metrics"]["risks_in_register"])
     )
-    assert read_register(config.risk_register_path).text == register.text
+
+    text = config.risk_register_path.read_bytes()
+    pipeline.run(config, trigger="manual", run_id="third")
+    assert config.risk_register_path.read_bytes() == text
 
 
 def test_a_run_with_no_incidents_writes_every_report(sample_project):
