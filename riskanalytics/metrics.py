@@ -171,8 +171,8 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     Returns
     -------
     pandas.DataFrame
-        Indexed by period start: ``incidents, realized`` (near misses
-        included), ``near_misses, new_risks, needs_review,
+        Indexed by period start: ``incidents, realized`` (incidents that
+        realized a risk; near misses apart), ``near_misses, new_risks, needs_review,
         predicted_share, risks_realized, mitigations_worked, mitigations_failed,
         mitigation_success_rate, near_misses_mitigated``, plus cumulative
         ``predicted_share_to_date``.
@@ -198,11 +198,11 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     frame["period"] = starts.dt.to_period(_PERIOD_FREQ[period]).dt.start_time
     rows = {}
     for when, group in frame.groupby("period"):
-        realized = group["outcome"] == "realized"
+        realized = group["outcome"] == "realized"  # near misses included
         worked, failed, near = _verdicts(group)
         rows[when] = {
             "incidents": len(group),
-            "realized": int(realized.sum()),
+            "realized": int(_happened(group).sum()),
             "near_misses": int((realized & ~_happened(group)).sum()),
             "new_risks": int((group["outcome"] == "new_risk").sum()),
             "needs_review": int((group["outcome"] == "needs_review").sum()),
@@ -222,10 +222,9 @@ def period_metrics(reconciliation: pd.DataFrame, period: str = "month") -> pd.Da
     counts += ["risks_realized"]
     counts += ["mitigations_worked", "mitigations_failed", "near_misses_mitigated"]
     table[counts] = table[counts].fillna(0).astype(int)
-    decided = (table["realized"] + table["new_risks"]).cumsum()
-    table["predicted_share_to_date"] = table["realized"].cumsum() / decided.where(
-        decided > 0
-    )
+    predicted = (table["realized"] + table["near_misses"]).cumsum()
+    decided = predicted + table["new_risks"].cumsum()
+    table["predicted_share_to_date"] = predicted / decided.where(decided > 0)
     table.index.name = "period"
     return table[columns]
 
@@ -354,7 +353,10 @@ def compute_metrics(
             lambda g: pd.Series(
                 {
                     "incidents": len(g),
-                    "realized": int((g["outcome"] == "realized").sum()),
+                    "realized": int(_happened(g).sum()),
+                    "near_misses": int(
+                        ((g["outcome"] == "realized") & ~_happened(g)).sum()
+                    ),
                     "new_risks": int((g["outcome"] == "new_risk").sum()),
                     "predicted_share": _share(
                         int((g["outcome"] == "realized").sum()), int(_decided(g).sum())
@@ -365,7 +367,13 @@ def compute_metrics(
         )
         if len(recon)
         else pd.DataFrame(
-            columns=["incidents", "realized", "new_risks", "predicted_share"]
+            columns=[
+                "incidents",
+                "realized",
+                "near_misses",
+                "new_risks",
+                "predicted_share",
+            ]
         )
     )
     order = [*SEVERITY_BANDS, *(severity_bands or {}), "unknown"]

@@ -89,7 +89,7 @@ def plot_outcomes(metrics: Metrics, path: Path | None = None) -> Figure:
     bottom = [0] * len(table)
     near = table["near_misses"].astype(int)
     bars = {
-        "realized a risk": (table["realized"].astype(int) - near, _COLOURS["realized"]),
+        "realized a risk": (table["realized"].astype(int), _COLOURS["realized"]),
         "near miss of a risk": (near, _COLOURS["near_misses"]),
         "new risk": (table["new_risks"].astype(int), _COLOURS["new_risks"]),
         "needs review": (table["needs_review"].astype(int), _COLOURS["needs_review"]),

@@ -141,6 +141,12 @@ def test_a_near_miss_is_predicted_but_not_an_occurrence():
     assert list(metrics.by_period["mitigations_worked"]) == [1, 0]
     assert list(metrics.by_period["near_misses_mitigated"]) == [0, 1]
     assert list(metrics.by_period["near_misses"]) == [0, 1]
+    # the tables count what happened as the run's summary does, near misses apart
+    assert list(metrics.by_period["realized"]) == [1, 0]
+    assert list(metrics.by_period["predicted_share"]) == [1.0, 1.0]
+    assert list(metrics.by_period["predicted_share_to_date"]) == [1.0, 1.0]
+    low = metrics.by_severity.loc["low"]
+    assert (low["realized"], low["near_misses"], low["predicted_share"]) == (0, 1, 1)
     assert "1 worked, 0 failed, 0 unknown); they caught 1 near miss" in (
         metrics_headline(metrics)
     )
