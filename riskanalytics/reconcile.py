@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from riskanalytics.config import Config
+from riskanalytics.metrics import severity_band
 
 __all__ = [
     "RECONCILIATION_COLUMNS",
@@ -315,22 +316,9 @@ def new_risk_from_incident(
         incident.get("title")
     )
     owner = config.owner_for_service(_text(incident.get("service")))
-    severity = (_text(incident.get("severity")) or "").lower()
-    impact = {
-        "critical": "Severe",
-        "sev1": "Severe",
-        "p1": "Severe",
-        "high": "Major",
-        "sev2": "Major",
-        "p2": "Major",
-        "error": "Major",
-        "medium": "Moderate",
-        "warning": "Moderate",
-        "sev3": "Moderate",
-        "p3": "Moderate",
-        "low": "Minor",
-        "info": "Minor",
-    }.get(severity, "Moderate")
+    # the incident's severity, in the bands the metrics use, sets the impact
+    band = severity_band(incident.get("severity"), config.severity_bands)
+    impact = _BAND_IMPACT.get(band, "Moderate")
     likelihood = "Possible"
     if risks is not None:
         likelihood = scale_word(risks, "likelihood", 3, likelihood)
@@ -343,6 +331,15 @@ def new_risk_from_incident(
         "owner": owner or config.default_owner,
         "mitigations": _text(incident.get("recovery_actions")),
     }
+
+
+#: The impact a new risk starts with, by the severity band of its incident.
+_BAND_IMPACT = {
+    "critical": "Severe",
+    "high": "Major",
+    "medium": "Moderate",
+    "low": "Minor",
+}
 
 
 #: Source labels that classify nothing.

@@ -276,3 +276,17 @@ def test_new_risk_in_a_numeric_register_gets_the_level_itself(config):
     fields = new_risk(config, numeric, severity="p1")
     assert fields["likelihood"] == "Possible"  # numbers of two kinds: no style
     assert fields["impact"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("severity", "impact"),
+    [("P1", "Severe"), ("SEV-2", "Major"), ("warning", "Moderate"), ("P4", "Minor")]
+    + [("P5", "Minor"), ("minor", "Minor"), ("major", "Major"), (None, "Moderate")],
+)
+def test_a_new_risk_s_impact_follows_the_severity_band_of_its_incident(
+    config, severity, impact
+):
+    incident = pd.Series(
+        {"incident_id": "I-1", "root_cause": "A queue filled up", "severity": severity}
+    )
+    assert new_risk_from_incident(incident, config)["impact"] == impact
