@@ -378,7 +378,7 @@ def test_dangling_register_symlink_is_refused(project):
         ("incidents_alertmanager_truncated.json", "line 43 column"),
         ("incidents_json_unknown_shape.json", "JSON of an unknown shape"),
         ("incidents_empty.json", "file is empty"),
-        ("incidents_csv_without_id_column.csv", "first line 'ticket,title"),
+        ("incidents_csv_without_id_column.csv", "first line 'caller,title"),
         ("incidents_unknown_format.txt", "unknown incident format"),
         ("incidents_csv_latin1.csv", "byte 0xe9 at offset 26"),
         (

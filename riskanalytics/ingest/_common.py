@@ -116,6 +116,72 @@ class ReadContext:
         self.skipped.append(SkippedRecord(str(path), str(record), reason))
 
 
+#: Other names manual reports and ticket exports give the incident columns
+#: (keys lower-cased, spaces and hyphens as ``_``). A column already named as
+#: the contract says wins over an alias.
+REPORT_COLUMN_ALIASES = {
+    "incident_id": (
+        "id",
+        "incident",
+        "incident_number",
+        "number",
+        "ticket",
+        "ticket_id",
+        "key",
+        "issue_key",
+        "reference",
+        "ref",
+    ),
+    "title": ("summary", "short_description", "subject", "headline", "name"),
+    "root_cause": ("cause", "root_cause_analysis", "rca", "reason"),
+    "impact": ("effect", "customer_impact", "business_impact", "consequence"),
+    "started_at": (
+        "opened",
+        "opened_at",
+        "created",
+        "created_at",
+        "start",
+        "start_time",
+        "started",
+        "detected_at",
+    ),
+    "resolved_at": (
+        "closed",
+        "closed_at",
+        "resolved",
+        "end",
+        "end_time",
+        "ended_at",
+        "fixed_at",
+    ),
+    "severity": ("priority", "sev", "urgency"),
+    "service": ("component", "system", "application", "app", "configuration_item"),
+    "recovery_actions": ("resolution", "actions", "remediation", "workaround", "fix"),
+}
+_ALIAS_OF = {
+    alias: column for column, names in REPORT_COLUMN_ALIASES.items() for alias in names
+}
+
+
+def report_key(name: object) -> str:
+    """A report column's name as the contract spells it, or normalised."""
+    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+    return _ALIAS_OF.get(key, key)
+
+
+def canonical_report(row: dict) -> dict:
+    """The row with its keys as the contract names them; a column named as the
+    contract says wins over an alias of it."""
+    out: dict = {}
+    for name, value in row.items():
+        key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+        if key in _ALIAS_OF:
+            out.setdefault(_ALIAS_OF[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def read_text(path: Path) -> str:
     """The file's text as UTF-8 (a BOM is dropped); InputFormatError otherwise."""
     try:

@@ -61,6 +61,7 @@ from riskanalytics.ingest._common import (
     load_json,
     normalize_frame,
     normalize_id,
+    report_key,
 )
 from riskanalytics.schema import INCIDENT_COLUMNS
 
@@ -307,8 +308,8 @@ def _classify_json(value: Any) -> str | None:
 
 
 def _generic(value: dict) -> bool:
-    keys = {str(k).strip().lower() for k in value}
-    return bool(keys & {"incident_id", "id"}) and bool(keys & {"title", "root_cause"})
+    keys = {report_key(k) for k in value}
+    return "incident_id" in keys and bool(keys & {"title", "root_cause"})
 
 
 def _front_matter_error(path: Path, text: str) -> None:
@@ -363,7 +364,8 @@ def _classify_text(path: Path, text: str, stripped: str) -> str | None:
         header = {h.strip().lower() for h in next(csv.reader(io.StringIO(first_line)))}
         if {"provider", "root_cause_l1"} <= header:
             return "cloud-incidents"
-        if header & {"incident_id", "id"} and header & {"title", "root_cause"}:
+        keys = {report_key(h) for h in header}
+        if "incident_id" in keys and keys & {"title", "root_cause"}:
             return "csv"
     return None
 

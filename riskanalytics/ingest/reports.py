@@ -37,6 +37,7 @@ from riskanalytics.exceptions import InputFormatError
 from riskanalytics.ingest._common import (
     ReadContext,
     RecordError,
+    canonical_report,
     first,
     iter_csv_rows,
     parse_duration,
@@ -271,12 +272,12 @@ def generic_record(row: dict[str, Any], source: str, ctx: ReadContext) -> dict:
     """One manual report (CSV row or JSON object) as an incident dict."""
     if not isinstance(row, dict):
         raise RecordError(f"expected an object, found {type(row).__name__}")
-    row = {str(k).strip().lower().replace(" ", "_"): v for k, v in row.items()}
-    if "incident_id" not in row and "id" in row:
-        row["incident_id"] = row.pop("id")
+    row = canonical_report(row)
     incident_id = text_or_none(row.get("incident_id"))
     if incident_id is None:
-        raise RecordError("expected an 'incident_id' (or 'id')")
+        raise RecordError(
+            "expected an 'incident_id' (or 'id', 'number', 'ticket', ...)"
+        )
     if "title" not in row and "root_cause" not in row:
         raise RecordError("expected a 'title' or a 'root_cause'")
     if (
