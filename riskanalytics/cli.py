@@ -247,6 +247,7 @@ def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
     near-miss report with the incident columns, as in
     learning/near-miss-template.md), rollback-log.
     """
+    from riskanalytics.exceptions import InputFormatError
     from riskanalytics.ingest import read_incidents, write_incidents_csv
 
     if output is not None and not output.absolute().parent.is_dir():
@@ -275,6 +276,12 @@ def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
         raise click.UsageError("give incident FILES, or --pull SERVICE")
 
     result = read_incidents(files, fmt, strict=strict, default_timezone=timezone)
+    if result.incidents.empty and result.skipped:
+        first = result.skipped[0]
+        raise InputFormatError(
+            f"{first.file}: every record was skipped ({len(result.skipped)}); "
+            f"{first.record}: {first.reason}"
+        )
     write_incidents_csv(result.incidents, output or sys.stdout)
     log.info(
         "%d incidents from %d files, %d records skipped",

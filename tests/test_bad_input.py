@@ -455,10 +455,11 @@ def test_impossible_date_is_skipped_with_its_line_or_refused_when_strict(
 ):
     bad = FIXTURES / "incidents_csv_impossible_date.csv"
     result = invoke(project, "ingest", str(bad))
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout.count("\n") == 1  # the header alone
     assert "incidents_csv_impossible_date.csv: record line 2" in caplog.text
     assert "2O26-13-45" in caplog.text
+    # its one record skipped, the file gave nothing: no empty table, exit 2
+    assert_refused(result, "every record was skipped (1); line 2", "2O26-13-45")
+    assert result.stdout == ""
 
     result = invoke(project, "ingest", "--strict", str(bad))
     assert_refused(result, "incidents_csv_impossible_date.csv", "line 2", "2O26-13-45")
