@@ -239,9 +239,14 @@ def _reconciliation_fact(row: pd.Series, *, unowned: bool = False) -> Fact | Non
             _incident_line(row),
         ]
     elif outcome == "needs_review":
+        why = (
+            "an analyst rejected its match"
+            if _text(row.get("decided_by")) == "analyst"
+            else "no risk matched with confidence"
+        )
         lines = [
-            f"Incident {incident_id} needs a match decision: no risk matched "
-            "with confidence" + (f" (best score {score} of 100)" if score else ""),
+            f"Incident {incident_id} needs a match decision: {why}"
+            + (f" (best score {score} of 100)" if score else ""),
             _incident_line(row),
         ]
     else:

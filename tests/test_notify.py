@@ -191,6 +191,17 @@ def test_subject_counts_a_risk_realized_twice_once(config, reconciliation):
     assert title.startswith("riskanalytics: 1 realized risk (2 incidents), 1 new risk")
 
 
+def test_an_incident_to_review_after_a_rejection_says_so(config, reconciliation):
+    reconciliation["decided_by"] = "score"
+    messages = build_messages(config, reconciliation)
+    assert "INC-2060 needs a match decision: no risk matched" in messages[2].body
+    reconciliation.loc[reconciliation["incident_id"] == "INC-2060", "decided_by"] = (
+        "analyst"
+    )
+    messages = build_messages(config, reconciliation)
+    assert "INC-2060 needs a match decision: an analyst rejected" in messages[2].body
+
+
 def test_message_tells_the_owner_what_to_do_by_when(config, reconciliation):
     payments = build_messages(config, reconciliation)[1]
     assert (
