@@ -291,6 +291,12 @@ def _apply_history(
         risk = by_risk.loc[risk_id]
         recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
         recon.at[i, "risk_id"] = risk_id
+        if kind == "near-miss":
+            # recorded as a near miss (a run given it with --trigger near-miss):
+            # so it stays, whatever its file says
+            recon.at[i, "near_miss"] = True
+            recon.at[i, "trigger"] = "near-miss"
+            recon.at[i, "mitigation_verdict"] = "worked"
         recon.at[i, "risk_description"] = risk.get("description")
         recon.at[i, "owner"] = risk.get("owner") or config.default_owner
         recon.at[i, "mitigations"] = risk.get("mitigations")

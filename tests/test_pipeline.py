@@ -232,6 +232,23 @@ def test_trigger_near_miss_makes_the_given_report_a_near_miss(sample_project):
     assert events["event"].tolist() == ["near-miss"]
 
 
+def test_a_near_miss_recorded_so_stays_one_in_later_runs(sample_project):
+    template = (sample_project / "learning" / "near-miss-template.md").read_text()
+    report = sample_project / "learning" / "incidents" / "nm.md"
+    report.write_text(template.replace("near_miss: true\n", ""), encoding="utf-8")
+    config = load_config(sample_project / "config.yaml")
+    pipeline.stage_reconcile(
+        config, sample_project / "a", inputs=[report], trigger="near-miss"
+    )
+    pipeline.stage_register_update(config, sample_project / "a")
+    text = config.risk_register_path.read_bytes()
+
+    result = _reconcile_and_update(config, sample_project, "b")  # no trigger
+    assert config.risk_register_path.read_bytes() == text
+    events = result.history[result.history["incident_id"] == "NM-2026-001"]
+    assert events["event"].tolist() == ["near-miss"]
+
+
 def test_a_given_file_outside_the_sources_is_named_in_a_warning(sample_project, caplog):
     config = load_config(sample_project / "config.yaml")
     template = sample_project / "learning" / "near-miss-template.md"
