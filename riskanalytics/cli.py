@@ -254,11 +254,12 @@ def ingest(files, fmt, output, strict, timezone, pull_source, since, until):
         raise click.BadParameter(
             f"folder {str(output.parent)!r} does not exist", param_hint="'--output'"
         )
-    if output is not None and output.exists() and output.suffix.lower() != ".csv":
+    if output is not None and str(output) == "-":
+        output = None  # standard output, as without --output
+    if output is not None and output.suffix.lower() != ".csv":
         # ingest writes CSV: replacing a register or a report by it loses the file
         raise click.BadParameter(
-            f"{str(output)!r} exists and is no .csv file; ingest writes CSV, so "
-            "give a .csv path or remove the file first",
+            f"{str(output)!r} is no .csv path; ingest writes CSV",
             param_hint="'--output'",
         )
     if pull_source:

@@ -55,13 +55,18 @@ def test_ingest_does_not_replace_a_file_that_is_no_csv(tmp_path):
     source = str(ROOT / "learning" / "incidents")
     result = invoke("ingest", source, "--output", str(register))
     assert result.exit_code == 2
-    assert "exists and is no .csv file" in result.stderr
+    assert "is no .csv path" in result.stderr
     assert register.read_bytes() == before
 
     target = tmp_path / "incidents.csv"
     target.write_text("old\n", encoding="utf-8")
     assert invoke("ingest", source, "--output", str(target)).exit_code == 0
     assert target.read_text(encoding="utf-8").startswith("incident_id,")
+    assert (
+        invoke("ingest", source, "--output", str(tmp_path / "new.txt")).exit_code == 2
+    )
+    assert not (tmp_path / "new.txt").exists()
+    assert invoke("ingest", source, "--output", "-").stdout.startswith("incident_id,")
 
 
 def test_match_prints_the_contract_columns_for_every_incident():

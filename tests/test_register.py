@@ -177,7 +177,12 @@ def test_register_refuses_what_would_hide_rows(tmp_path, edit, line, words):
 def test_register_prose_and_comments_after_the_table_are_fine(tmp_path):
     path = tmp_path / "register.md"
     text = (FIXTURES / "padded_table_with_history.md").read_text(encoding="utf-8")
-    text = text.replace("Reviewed every quarter.", "<!-- a note -->\n\nReviewed.")
+    text = text.replace(
+        "Reviewed every quarter.",
+        "<!-- a note -->\n\n| Legend: L = likelihood |\n\n"
+        "    | OPS-99 | an example in a code block | x | 1 | 1 | a | b | Open |\n\n"
+        "Reviewed.",
+    )
     path.write_text(text, encoding="utf-8")
     assert len(read_register(path).risks) == 3
 

@@ -743,7 +743,11 @@ def _stray_row(lines: list[str], table: Table | None, tables: list[Table]):
         if text.startswith("<!--"):
             comment = "-->" not in text[4:]
             continue
-        if text.startswith("|") and i not in starts:
+        indent = len(lines[i]) - len(lines[i].lstrip(" \t"))
+        if indent >= 4 or lines[i].startswith("\t"):
+            return None  # an indented code block, not a row
+        cells = len(cell_spans(text.rstrip()))
+        if text.startswith("|") and i not in starts and cells >= len(table.header) - 1:
             return i
         return None
     return None
