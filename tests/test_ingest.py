@@ -1294,17 +1294,17 @@ def test_a_local_time_the_clocks_skipped_is_read_as_the_change_with_a_warning(ca
 def test_a_ticket_export_in_its_own_column_names_is_read(tmp_path):
     path = tmp_path / "export.csv"
     path.write_text(
-        "Number,Short description,Cause,Customer impact,Opened,Closed,Priority,"
-        "Configuration item,Resolution,id\n"
+        "Number,Short description,Cause,Customer impact,Created,Opened,Closed,"
+        "Priority,Configuration item,Resolution,Name\n"
         "INC0010402,Checkout errors,A bad config push,Payments failed,"
-        "2026-03-02 10:00,2026-03-02 11:30,P4,checkout,Rolled back,other\n",
+        "2026-03-01 09:00,2026-03-02 10:00,2026-03-02 11:30,P4,checkout,Rolled back,"
+        "Alice Smith\n",
         encoding="utf-8",
     )
     row = read_incidents([path], default_timezone="UTC").incidents.iloc[0]
-    # of two names for one column, the first wins
-    assert row["incident_id"] == "INC0010402"
+    assert row["incident_id"] == "INC0010402"  # "Name" is no title
     assert (row["title"], row["root_cause"]) == ("Checkout errors", "A bad config push")
     assert (row["impact"], row["severity"]) == ("Payments failed", "P4")
     assert (row["service"], row["recovery_actions"]) == ("checkout", "Rolled back")
-    assert row["started_at"] == ts("2026-03-02T10:00:00")
+    assert row["started_at"] == ts("2026-03-02T10:00:00")  # "opened" before "created"
     assert row["resolved_at"] == ts("2026-03-02T11:30:00")

@@ -132,7 +132,7 @@ REPORT_COLUMN_ALIASES = {
         "reference",
         "ref",
     ),
-    "title": ("summary", "short_description", "subject", "headline", "name"),
+    "title": ("summary", "short_description", "subject", "headline"),
     "root_cause": ("cause", "root_cause_analysis", "rca", "reason"),
     "impact": ("effect", "customer_impact", "business_impact", "consequence"),
     "started_at": (
@@ -170,15 +170,21 @@ def report_key(name: object) -> str:
 
 
 def canonical_report(row: dict) -> dict:
-    """The row with its keys as the contract names them; a column named as the
-    contract says wins over an alias of it."""
+    """The row with its keys as the contract names them. A column named as the
+    contract says wins over its other names, and of those the first in
+    :data:`REPORT_COLUMN_ALIASES` wins ("opened" over "created")."""
     out: dict = {}
+    aliased: dict[str, dict[str, Any]] = {}
     for name, value in row.items():
         key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
         if key in _ALIAS_OF:
-            out.setdefault(_ALIAS_OF[key], value)
+            aliased.setdefault(_ALIAS_OF[key], {})[key] = value
         else:
             out[key] = value
+    for column, values in aliased.items():
+        if column not in out:
+            first = next(a for a in REPORT_COLUMN_ALIASES[column] if a in values)
+            out[column] = values[first]
     return out
 
 
