@@ -444,12 +444,17 @@ def _decide(score: float, matched: float, review: float) -> str:
     return "review" if score >= review else "new"
 
 
-def _matched_risk(row: pd.Series, rejected: set[str]) -> str | None:
+def _matched_risk(
+    row: pd.Series, rejected: set[str], recorded: str | None = None
+) -> str | None:
     """The risk the incident is matched to once rejections are applied, or None.
 
-    That is the matcher's own match unless an analyst rejected it: a rejected
-    incident goes to review, so a confirm after it must name its risk.
+    That is the risk the register records for it (``recorded``), else the
+    matcher's own match, unless an analyst rejected it: a rejected incident
+    goes to review, so a confirm after it must name its risk.
     """
+    if recorded:
+        return recorded if recorded not in rejected else None
     risk = row.get("risk_id")
     if row.get("decision") == "matched" and isinstance(risk, str) and risk:
         if risk not in rejected:
@@ -487,6 +492,7 @@ def apply_decisions(
     *,
     matched_threshold: float = 55.0,
     review_threshold: float = 35.0,
+    recorded: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Apply analysts' decisions on top of scored matches.
 
@@ -498,6 +504,10 @@ def apply_decisions(
         The analysts' decisions.
     matched_threshold, review_threshold
         Thresholds (0 to 100) used to re-decide an incident after a rejection.
+    recorded
+        Incident id to the risk the register already records it as realizing:
+        a rejection or a bare confirm is about that risk, not about what the
+        matcher would pick today.
 
     Returns
     -------
@@ -521,8 +531,10 @@ def apply_decisions(
     if not outcomes or len(result) == 0:
         return result
 
+    recorded = recorded or {}
     for idx in result.index[result["incident_id"].astype(str).isin(outcomes)]:
-        action, risk, rejected = outcomes[str(result.at[idx, "incident_id"])]
+        incident = str(result.at[idx, "incident_id"])
+        action, risk, rejected = outcomes[incident]
         candidates = [
             (r, s)
             for r, s in _parse_candidates(result.at[idx, "candidates"])
@@ -530,7 +542,7 @@ def apply_decisions(
         ]
         scores = dict(candidates)
         if action == "confirm" and risk is None:
-            risk = _matched_risk(result.loc[idx], rejected)
+            risk = _matched_risk(result.loc[idx], rejected, recorded.get(incident))
             if risk is None:
                 raise _unmatched_confirm(decisions, result.loc[idx])
         if action in ("confirm", "redirect"):
@@ -542,7 +554,9 @@ def apply_decisions(
                     scores.get(risk, float(result.at[idx, "match_score"])),
                 )
                 candidates = [(risk, score)] + [c for c in candidates if c[0] != risk]
-        elif (kept := _matched_risk(result.loc[idx], rejected)) is not None:
+        elif (
+            kept := _matched_risk(result.loc[idx], rejected, recorded.get(incident))
+        ) is not None:
             # a rejected runner-up: the match stands
             risk, decision = kept, "matched"
             score = scores.get(kept, float(result.at[idx, "match_score"]))

@@ -1322,6 +1322,7 @@ def match_incidents(
     risks: pd.DataFrame,
     config: MatchingConfig | None = None,
     decisions: Decisions | None = None,
+    recorded: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Match incidents to risks with the configured thresholds and engine.
 
@@ -1340,6 +1341,9 @@ def match_incidents(
     decisions
         Analyst decisions to apply on top of the scores; confirmed pairs also
         enrich the risk profiles.
+    recorded
+        Incident id to the risk the register records it as realizing, for the
+        decisions (see :func:`riskanalytics.decisions.apply_decisions`).
 
     Returns
     -------
@@ -1374,5 +1378,6 @@ def match_incidents(
             decisions,
             matched_threshold=matcher.matched_threshold,
             review_threshold=matcher.review_threshold,
+            recorded=recorded,
         )
     return result

@@ -505,7 +505,9 @@ def stage_reconcile(
     predicted = _predicting(register)
 
     decisions = load_decisions(config.decisions_path)
-    matches = match_incidents(incidents, predicted, config.matching, decisions)
+    matches = match_incidents(
+        incidents, predicted, config.matching, decisions, _realizing(recorded)
+    )
     recon = reconcile(incidents, matches, register.risks, config)
     recon = _apply_history(recon, register.risks, recorded, config)
     reviews = review_status(config.reviews_dir)
@@ -737,6 +739,15 @@ def require_incident(
         )
 
 
+def _realizing(recorded: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Incident id to the risk the history records it as realizing."""
+    return {i: r for i, (kind, r) in recorded.items() if kind in _REALIZING}
+
+
+#: History events of an incident that realized a risk (a near miss included).
+_REALIZING = ("realized", "near-miss")
+
+
 def _created_risks(history: pd.DataFrame) -> set[str]:
     """Risks made from an incident: they predicted nothing, even after an
     analyst moved that incident to another risk."""
@@ -763,7 +774,8 @@ def _check_bare_confirms(config: Config, incidents, register, decisions) -> None
     subset = incidents[incidents["incident_id"].astype(str).isin(bare)]
     if not len(subset):
         return
-    match_incidents(subset, _predicting(register), config.matching, decisions)
+    recorded = _realizing(_history_by_incident(register.history))
+    match_incidents(subset, _predicting(register), config.matching, decisions, recorded)
 
 
 def _cannot_write(folder: Path) -> str | None:

@@ -194,6 +194,29 @@ def test_rejecting_a_runner_up_keeps_the_match():
         assert rejected not in result["candidates"]
 
 
+def test_a_rejection_or_bare_confirm_is_about_the_risk_the_register_records():
+    from tests.helpers import matches
+
+    # the matcher picks R-2 today; the register records the incident on R-1
+    scored = matches(("I-9", "R-2", 90.0, "matched", "R-2:90.0;R-1:80.0;R-4:9.0"))
+    recorded = {"I-9": "R-1"}
+
+    def decide(entry):
+        entries = decisions({"incident_id": "I-9", **entry})
+        return apply_decisions(scored, entries, recorded=recorded).iloc[0]
+
+    rejected = decide({"action": "reject", "risk_id": "R-1"})
+    assert (rejected["decision"], rejected["match_score"]) == ("review", 90.0)
+    other = decide({"action": "reject", "risk_id": "R-4"})
+    assert (other["decision"], other["risk_id"], other["match_score"]) == (
+        "matched",
+        "R-1",
+        80.0,
+    )
+    confirmed = decide({"action": "confirm"})
+    assert (confirmed["decision"], confirmed["risk_id"]) == ("matched", "R-1")
+
+
 def test_redirect_sets_another_risk_or_new():
     result = apply_decisions(
         scored(),

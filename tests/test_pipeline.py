@@ -546,6 +546,39 @@ def test_rejecting_a_risk_that_is_not_the_match_withdraws_nothing(sample_project
     assert config.risk_register_path.read_bytes() == text
 
 
+def test_rejecting_the_recorded_risk_sends_the_incident_to_review_not_to_a_new_best(
+    sample_project,
+):
+    config = load_config(sample_project / "config.yaml")
+    first = _reconcile_and_update(config, sample_project, "first")
+    row = first.history[first.history["event"] == "realized"].iloc[0]
+    incident, old = row["incident_id"], row["risk_id"]
+    # a risk added since, written like the incident, now outranks the recorded one
+    result = pipeline.stage_reconcile(config, sample_project / "probe")
+    text = result.reconciliation.set_index("incident_id").loc[incident, "root_cause"]
+    path = config.risk_register_path
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    at = next(i for i, x in enumerate(lines) if x.startswith(f"| {old} |"))
+    cells = lines[at].split("|")
+    cells[1], cells[2] = " R-099 ", f" {text.splitlines()[0][:150]} "
+    lines.insert(at + 1, "|".join(cells))
+    path.write_text("".join(lines), encoding="utf-8")
+    probe = pipeline.stage_reconcile(config, sample_project / "probe2")
+    matches = probe.matches.set_index("incident_id")
+    assert matches.loc[incident, "candidates"].startswith("R-099:")
+
+    config.decisions_path.write_text(
+        f"- incident_id: {incident}\n  action: reject\n  risk_id: {old}\n",
+        encoding="utf-8",
+    )
+    second = _reconcile_and_update(config, sample_project, "second")
+    events = second.history[second.history["incident_id"] == incident]
+    assert [tuple(r) for r in events[["risk_id", "event"]].values] == [
+        (old, "realized"),
+        (old, "withdrawn"),
+    ]
+
+
 def test_a_risk_deleted_by_hand_is_not_replaced_by_another_match(
     sample_project, caplog
 ):
