@@ -579,6 +579,32 @@ def test_rejecting_the_recorded_risk_sends_the_incident_to_review_not_to_a_new_b
     ]
 
 
+def test_a_new_risk_redirected_away_and_back_is_created_again(sample_project):
+    config = load_config(sample_project / "config.yaml")
+    first = _reconcile_and_update(config, sample_project, "first")
+    row = first.history[first.history["event"] == "created"].iloc[0]
+    incident, made = row["incident_id"], row["risk_id"]
+    away = f"- incident_id: {incident}\n  action: redirect\n  risk_id: R-013\n"
+    config.decisions_path.write_text(away, encoding="utf-8")
+    _reconcile_and_update(config, sample_project, "second")
+    back = f"- incident_id: {incident}\n  action: redirect\n  new_risk: true\n"
+    config.decisions_path.write_text(away + back, encoding="utf-8")
+    third = _reconcile_and_update(config, sample_project, "third")
+
+    events = third.history[third.history["incident_id"] == incident]
+    assert [tuple(r) for r in events[["risk_id", "event"]].values] == [
+        (made, "created"),
+        (made, "withdrawn"),
+        ("R-013", "realized"),
+        ("R-013", "withdrawn"),
+        (made, "created"),
+    ]
+    assert len(third.risks) == len(first.risks)  # the same risk, not another
+    text = config.risk_register_path.read_bytes()
+    _reconcile_and_update(config, sample_project, "fourth")
+    assert config.risk_register_path.read_bytes() == text
+
+
 def test_a_risk_deleted_by_hand_is_not_replaced_by_another_match(
     sample_project, caplog
 ):

@@ -277,13 +277,7 @@ def plan_update(
     history = register.history
 
     realized_before = _recorded_keys(history)
-    created_before = {
-        i: r
-        for r, i, e in zip(
-            history["risk_id"], history["incident_id"], history["event"], strict=True
-        )
-        if e == "created"
-    }
+    created_before, withdrawn_created = _creations(history)
 
     created: dict[str, str] = {}
     existing: dict[str, str] = {}
@@ -293,12 +287,20 @@ def plan_update(
     ids = next_ids(register)
 
     # New risks first, so that a realization may name a risk created here.
+    row_ids = set(register.risks["risk_id"])
     for risk in new_risks:
         if risk.incident_id in created_before:
             already.append(risk.incident_id)
             existing[risk.incident_id] = created_before[risk.incident_id]
             continue
         if risk.incident_id in created:
+            continue
+        again = withdrawn_created.get(risk.incident_id)
+        if again in row_ids:
+            # the risk made from this incident, withdrawn by an analyst and
+            # named a new risk again: it is recorded as created once more
+            created[risk.incident_id] = again
+            events.append(_created_event(risk, again, run_id))
             continue
         risk_id = next(ids)
         created[risk.incident_id] = risk_id
@@ -313,19 +315,7 @@ def plan_update(
             "mitigations": risk.mitigations or "",
             "status": NEW_STATUS,
         }
-        events.append(
-            {
-                "date": _date_text(risk.date),
-                "risk_id": risk_id,
-                "event": "created",
-                "incident_id": risk.incident_id,
-                "source": risk.source or "",
-                "match_score": _score_text(risk.match_score),
-                "mitigation_verdict": "",
-                "review": _review_cell(risk.review_link),
-                "run_id": run_id,
-            }
-        )
+        events.append(_created_event(risk, risk_id, run_id))
 
     # Realizations: the Status cell and a history row each.
     row_of = dict(zip(register.risks["risk_id"], register.risks["line"], strict=True))
@@ -444,6 +434,36 @@ def plan_update(
         len(already),
     )
     return update
+
+
+def _created_event(risk, risk_id: str, run_id: str) -> dict[str, str]:
+    return {
+        "date": _date_text(risk.date),
+        "risk_id": risk_id,
+        "event": "created",
+        "incident_id": risk.incident_id,
+        "source": risk.source or "",
+        "match_score": _score_text(risk.match_score),
+        "mitigation_verdict": "",
+        "review": _review_cell(risk.review_link),
+        "run_id": run_id,
+    }
+
+
+def _creations(history) -> tuple[dict[str, str], dict[str, str]]:
+    """Incident to the risk made from it, as the history stands, and incident
+    to such a risk a later ``withdrawn`` row took back (in file order)."""
+    active: dict[str, str] = {}
+    withdrawn: dict[str, str] = {}
+    for r, i, e in zip(
+        history["risk_id"], history["incident_id"], history["event"], strict=True
+    ):
+        if e == "created":
+            active[i] = r
+            withdrawn.pop(i, None)
+        elif e == "withdrawn" and active.get(i) == r:
+            withdrawn[i] = active.pop(i)
+    return active, withdrawn
 
 
 def _recorded_keys(history) -> set[tuple[str, str, str]]:
