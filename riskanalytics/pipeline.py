@@ -153,11 +153,8 @@ def _given_for_run(
         given = {str(Path(p)) for p in inputs}
         mine = incidents["source_file"].astype(str).isin(given)
         incidents.loc[mine, "trigger"] = "near-miss"
-        if "near_miss" not in incidents:
-            incidents["near_miss"] = False
-        incidents["near_miss"] = incidents["near_miss"].astype(object)
-        incidents.loc[mine, "near_miss"] = True
-        incidents["near_miss"] = incidents["near_miss"].eq(True)
+        near = incidents["near_miss"].eq(True) if "near_miss" in incidents else False
+        incidents["near_miss"] = mine | near
     return incidents
 
 
@@ -233,7 +230,8 @@ def _apply_history(
         kind, risk_id = recorded.get(str(row["incident_id"]), (None, None))
         if kind is None:
             continue
-        if risk_id not in by_risk.index:
+        known = risk_id in by_risk.index
+        if not known:
             # the risk was deleted from the table by hand: the history still says
             # what the incident did, so it is not matched to another risk
             log.warning(
@@ -243,14 +241,7 @@ def _apply_history(
                 kind,
                 risk_id,
             )
-            recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
-            recon.at[i, "risk_id"] = risk_id
-            recon.at[i, "risk_description"] = None
-            recon.at[i, "mitigations"] = None
-            recon.at[i, "mitigation_verdict"] = None if kind == "created" else "unknown"
-            recon.at[i, "owner"] = config.default_owner
-            continue
-        if row.get("decided_by") == "analyst" and row["risk_id"] != risk_id:
+        elif row.get("decided_by") == "analyst" and row["risk_id"] != risk_id:
             withdraws = (
                 row["outcome"] in _WITHDRAWING
                 if kind != "created"
@@ -288,7 +279,7 @@ def _apply_history(
                     f"{row['outcome']}"
                     + (f" {row['risk_id']}" if isinstance(row["risk_id"], str) else "")
                 )
-        risk = by_risk.loc[risk_id]
+        risk = by_risk.loc[risk_id] if known else pd.Series(dtype=object)
         recon.at[i, "outcome"] = "new_risk" if kind == "created" else "realized"
         recon.at[i, "risk_id"] = risk_id
         if kind == "near-miss":
@@ -302,6 +293,8 @@ def _apply_history(
         recon.at[i, "mitigations"] = risk.get("mitigations")
         if kind == "created":
             recon.at[i, "mitigation_verdict"] = None
+        elif not known:
+            recon.at[i, "mitigation_verdict"] = "unknown"  # of a risk now gone
     return recon
 
 
