@@ -603,12 +603,12 @@ def stage_metrics(config: Config | str | Path, run_dir: str | Path):
     """Compute the accuracy metrics and draw the charts into ``run_dir``."""
     from riskanalytics.metrics import compute_metrics
     from riskanalytics.plots import save_all
-    from riskanalytics.register import read_register
+    from riskanalytics.register import created_risks, read_register
 
     config, run_dir = _config(config), Path(run_dir)
     result: ReconcileResult = load_stage(run_dir, "reconcile")
     register = read_register(config.risk_register_path)
-    created = _created_risks(register.history)
+    created = created_risks(register.history)
     created |= set(
         result.reconciliation.loc[lambda t: t.outcome == "new_risk", "risk_id"]
     )
@@ -741,19 +741,12 @@ def _realizing(recorded: dict[str, tuple[str, str]]) -> dict[str, str]:
 _REALIZING = ("realized", "near-miss")
 
 
-def _created_risks(history: pd.DataFrame) -> set[str]:
-    """Risks made from an incident: they predicted nothing, even after an
-    analyst moved that incident to another risk."""
-    if history is None or history.empty:
-        return set()
-    events = history["event"].fillna("realized").astype(str).str.strip().str.lower()
-    return set(history.loc[events == "created", "risk_id"].astype(str).str.strip())
-
-
 def _predicting(register) -> pd.DataFrame:
     """The register's risks that predicted something: not those created from
     an incident."""
-    created = _created_risks(register.history)
+    from riskanalytics.register import created_risks
+
+    created = created_risks(register.history)
     return register.risks[~register.risks["risk_id"].isin(created)]
 
 
@@ -961,7 +954,7 @@ def run(
     """
     import papermill
 
-    from riskanalytics.register import read_register
+    from riskanalytics.register import created_risks, read_register
 
     config = _config(config)
     started = datetime.now(UTC)
@@ -1048,7 +1041,7 @@ def run(
                 recon, config, set(update.created.values())
             ),
             "realizations_withdrawn": _withdrawn(
-                update, _created_risks(read_register(config.risk_register_path).history)
+                update, created_risks(read_register(config.risk_register_path).history)
             ),
             "decisions_not_applied": _not_applied(recon),
         }

@@ -19,6 +19,7 @@ from riskanalytics.register.update import (
     NewRisk,
     Realization,
     RegisterUpdate,
+    created_risks,
     plan_update,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "RegisterUpdate",
     "apply_update",
     "check_register",
+    "created_risks",
     "plan_update",
     "read_register",
 ]

@@ -450,6 +450,13 @@ def _created_event(risk, risk_id: str, run_id: str) -> dict[str, str]:
     }
 
 
+def created_risks(history) -> set[str]:
+    """Risks the history says were made from an incident, withdrawn or not:
+    they predicted nothing."""
+    active, withdrawn = _creations(history)
+    return set(active.values()) | set(withdrawn.values())
+
+
 def _creations(history) -> tuple[dict[str, str], dict[str, str]]:
     """Incident to the risk made from it, as the history stands, and incident
     to such a risk a later ``withdrawn`` row took back (in file order)."""
