@@ -368,7 +368,8 @@ def read_review(path: str | Path) -> dict:
     path = Path(path)
     try:
         # a byte-order mark (saved by some editors) is not part of the text
-        post = frontmatter.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        post = frontmatter.loads(text)
     except yaml.YAMLError as exc:
         raise InputFormatError(
             f"{path}: front matter is not valid YAML: {exc}"
@@ -381,7 +382,7 @@ def read_review(path: str | Path) -> dict:
     except OSError as exc:
         raise InputFormatError(f"{path}: cannot be read ({exc.strerror})") from None
     meta = dict(post.metadata)
-    _refuse_duplicate_keys(path)
+    _refuse_duplicate_keys(path, text)
     at = FrontMatterLines(path)
     if "incident_id" not in meta:
         raise InputFormatError(f"{path}: front matter has no incident_id")
@@ -460,12 +461,12 @@ def read_review(path: str | Path) -> dict:
     return meta
 
 
-def _refuse_duplicate_keys(path: Path) -> None:
+def _refuse_duplicate_keys(path: Path, text: str) -> None:
     """InputFormatError naming the line of a front-matter key set twice."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
-    if not lines or lines[0].strip() != "---":
+    lines = text.splitlines(keepends=True)
+    end = _front_matter_end(lines)
+    if end is None:
         return
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
     loader = DuplicateKeyLoader("".join(lines[1:end]))
     try:
         loader.get_single_data()
@@ -481,13 +482,18 @@ def _refuse_duplicate_keys(path: Path) -> None:
         )
 
 
+def _front_matter_end(lines: list[str]) -> int | None:
+    """The line of the front matter's closing ``---``, or None without one."""
+    if not lines or lines[0].strip() != "---":
+        return None
+    return next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+
+
 def _front_matter_node(lines: list[str]) -> tuple[int, yaml.MappingNode] | None:
     """The line of the closing ``---`` and the front matter's YAML mapping
     (whose marks count lines from the one after the opening ``---``), or None
     when the text has no readable front matter."""
-    if not lines or lines[0].strip() != "---":
-        return None
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    end = _front_matter_end(lines)
     if end is None:
         return None
     try:

@@ -163,9 +163,13 @@ _ALIAS_OF = {
 }
 
 
+def _normal_key(name: object) -> str:
+    return str(name).strip().lower().replace(" ", "_").replace("-", "_")
+
+
 def report_key(name: object) -> str:
     """A report column's name as the contract spells it, or normalised."""
-    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+    key = _normal_key(name)
     return _ALIAS_OF.get(key, key)
 
 
@@ -176,7 +180,7 @@ def canonical_report(row: dict) -> dict:
     out: dict = {}
     aliased: dict[str, dict[str, Any]] = {}
     for name, value in row.items():
-        key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+        key = _normal_key(name)
         if key in _ALIAS_OF:
             aliased.setdefault(_ALIAS_OF[key], {})[key] = value
         else:
